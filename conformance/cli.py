@@ -1,0 +1,96 @@
+"""`dsmip4` command line. Each subcommand imports what it needs, so startup stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_decode(args) -> int:
+    from conformance.codec import DecodeError, decode, message_to_dict, verify_authenticator
+
+    text = "".join(args.hex.split()).removeprefix("0x")
+    try:
+        data = bytes.fromhex(text)
+    except ValueError as exc:
+        print(f"dsmip4 decode: argument is not hex: {exc}", file=sys.stderr)
+        return 2
+    try:
+        message = decode(data)
+    except DecodeError as exc:
+        print(f"dsmip4 decode: malformed message: {exc}", file=sys.stderr)
+        return 2
+    out = message_to_dict(message)
+    if args.key is not None:
+        try:
+            key = bytes.fromhex(args.key)
+        except ValueError as exc:
+            print(f"dsmip4 decode: --key is not hex: {exc}", file=sys.stderr)
+            return 2
+        if hasattr(message, "extensions"):
+            valid = verify_authenticator(data, message, key)
+            out["auth"] = "absent" if valid is None else ("valid" if valid else "invalid")
+        else:
+            out["auth"] = "absent"
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _cmd_requirements(args) -> int:
+    from conformance.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(args.catalog)
+    except CatalogError as exc:
+        print(f"dsmip4 requirements: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([r.to_dict() for r in catalog.requirements], indent=2))
+        return 0
+    for req in catalog.requirements:
+        testable = req.testable if req.testable != "no" else f"no ({req.reason})"
+        print(f"{req.id:<18} {req.rfc:<8} §{req.section:<7} {req.level:<11} "
+              f"{','.join(req.roles):<9} {testable}")
+        print(f"    {req.text}")
+    print()
+    print(catalog.summary())
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from conformance import bench
+
+    return bench.run(args.target, seconds=args.seconds, check=args.check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dsmip4", description="Dual-Stack Mobile IPv4 "
+                                     "(RFC 5454) conformance suite")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("decode", help="decode one UDP port-434 payload given as hex")
+    p.add_argument("hex", help="the UDP payload, hex (spaces allowed)")
+    p.add_argument("--key", help="MN-HA key (hex) to verify the authenticator with")
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("requirements", help="print the requirement catalog")
+    p.add_argument("--json", action="store_true", help="JSON instead of the plain listing")
+    p.add_argument("--catalog", default=None, help="catalog file (default: the bundled one)")
+    p.set_defaults(func=_cmd_requirements)
+
+    p = sub.add_parser("bench", help="benchmarks that print their figures")
+    p.add_argument("target", choices=["codec"])
+    p.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
