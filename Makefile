@@ -1,0 +1,26 @@
+# `make run`: set up, then run the main job. `make test`: set up, then run every check.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test bench check-catalog clean
+
+setup:
+	@bash tools/setup.sh
+
+run: setup
+	$(BIN)/dsmip4 requirements | tail -n 6
+	$(BIN)/dsmip4 bench codec
+	$(BIN)/python tools/check_catalog.py
+
+check-catalog: setup
+	$(BIN)/python tools/check_catalog.py
+
+test: setup
+	$(BIN)/python tools/check_catalog.py
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/dsmip4 bench codec
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
