@@ -1,0 +1,59 @@
+"""What an engine asks its adapter to do, and the events it reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
+
+
+@dataclass(slots=True, frozen=True)
+class SendUDP:
+    """A UDP datagram (port 434 signalling or RFC 3519 tunnel data)."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class SendIPv4:
+    """A complete IPv4 packet, header included (raw socket with IP_HDRINCL)."""
+
+    packet: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class DeliverIPv6:
+    """An IPv6 packet for the node's own IPv6 stack or the link behind it (the TUN device)."""
+
+    packet: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """Something worth logging or testing: a binding change, a drop, a route, an error."""
+
+    name: str
+    data: dict = field(default_factory=dict)
+    level: str = "info"
+
+    def to_dict(self) -> dict:
+        return {"event": self.name, "level": self.level, **self.data}
+
+
+def ntp_time(now: float) -> int:
+    """64-bit NTP timestamp for a Unix time: seconds in the high 32 bits (RFC 3344 §5.7.1)."""
+    seconds = int(now) + NTP_EPOCH_OFFSET
+    fraction = int((now - int(now)) * (1 << 32)) & 0xFFFFFFFF
+    return (seconds & 0xFFFFFFFF) << 32 | fraction
+
+
+def ntp_seconds(identification: int) -> int:
+    return identification >> 32
+
+
+def events(actions, name: str | None = None) -> list[Event]:
+    return [a for a in actions if isinstance(a, Event) and (name is None or a.name == name)]

@@ -1,0 +1,209 @@
+"""Reference foreign agent (RFC 3344 §3.7, RFC 3024): relays registrations, keeps a visitor
+list and decapsulates the home agent's tunnel for its visitors.
+
+RFC 5454 §3.4: nothing changes for the FA. It relays type-152 extensions as the unknown
+skippable extensions they are to it, untouched, and delivers the doubly encapsulated IPv6
+traffic as ordinary IPv4 packets for the visitor's home address.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from conformance.codec import (
+    DecodeError, RegistrationReply, RegistrationRequest, ReplyCode, decode, encode,
+)
+from conformance.codec.packets import (
+    ETHERTYPE_IPV4, PROTO_GRE, PROTO_IPIP, parse_gre, parse_ipv4,
+)
+from conformance.nodes.actions import Event, SendIPv4, SendUDP
+from conformance.nodes.tunnel import decapsulated_ipv4, encapsulate
+
+MIP_PORT = 434
+PENDING_TIMEOUT = 7.0  # seconds an unanswered relayed request is kept (RFC 3344 §3.7.1)
+
+FA_FAULTS = {
+    "fa.strip-unknown-skippable": "RFC3344-1.9-01",
+    "fa.alter-relayed-request": "RFC3344-3.7.2-01",
+    "fa.drop-tunnelled-traffic": "RFC3344-4.2.3-01",
+}
+FA_KNOWN_SKIPPABLE = frozenset({131, 144})  # NAI, UDP Tunnel Request
+# Code RFC 3024 §3.3 gives the FA for a T bit it cannot honour.
+FA_REVERSE_TUNNEL_UNAVAILABLE = 74
+
+
+@dataclass
+class FAConfig:
+    address: str  # the care-of address it advertises and relays from
+    max_lifetime: int = 1800
+    reverse_tunnel: bool = True
+    gre: bool = True
+    faults: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Visitor:
+    home_address: str
+    home_agent: str
+    mn_address: str
+    mn_port: int
+    expires: float
+    reverse: bool
+    encapsulation: str
+
+    def to_dict(self, now: float) -> dict:
+        return {"home_address": self.home_address, "home_agent": self.home_agent,
+                "lifetime_left": max(0, round(self.expires - now, 1)),
+                "reverse_tunnel": self.reverse, "encapsulation": self.encapsulation}
+
+
+@dataclass(slots=True)
+class Pending:
+    request: RegistrationRequest
+    mn_address: str
+    mn_port: int
+    deadline: float
+
+
+class ForeignAgent:
+    def __init__(self, config: FAConfig):
+        self.config = config
+        self.address = config.address
+        self.visitors: dict[str, Visitor] = {}
+        self.pending: dict[tuple[str, int], Pending] = {}
+        self._timers: list[tuple[float, str, tuple]] = []
+        self.faults = config.faults
+
+    def visitor_list(self, now: float) -> list[dict]:
+        return [v.to_dict(now) for v in sorted(self.visitors.values(),
+                                               key=lambda v: v.home_address)]
+
+    # ------------------------------------------------------------------ registrations
+    def receive_udp(self, payload: bytes, src: str, sport: int, now: float) -> list:
+        try:
+            message = decode(payload)
+        except DecodeError as err:
+            return [Event("decode-error", {"from": src, "error": str(err), "offset":
+                                           err.offset, "section": err.section}, "warning")]
+        if isinstance(message, RegistrationRequest):
+            return self._request(payload, message, src, sport, now)
+        if isinstance(message, RegistrationReply):
+            return self._reply(payload, message, src, now)
+        return [Event("unexpected-message", {"from": src, "type": message.type}, "warning")]
+
+    def _deny(self, request, code, mn, port, reason) -> list:
+        reply = RegistrationReply(code, 0, request.home_address, request.home_agent,
+                                  request.identification)
+        return [SendUDP(self.address, mn, MIP_PORT, port, encode(reply)),
+                Event("registration-denied", {"home_address": request.home_address,
+                                              "code": code, "reason": reason}, "warning")]
+
+    def _request(self, payload, request: RegistrationRequest, src, sport, now) -> list:
+        cfg = self.config
+        if request.lifetime > cfg.max_lifetime:
+            return self._deny(request, ReplyCode.FA_LIFETIME_TOO_LONG, src, sport,
+                              f"lifetime {request.lifetime} > {cfg.max_lifetime}")
+        if request.flag("M") or (request.flag("G") and not cfg.gre):
+            return self._deny(request, ReplyCode.FA_ENCAPSULATION_UNAVAILABLE, src, sport,
+                              "requested encapsulation unavailable")
+        if request.flag("T") and not cfg.reverse_tunnel:
+            return self._deny(request, FA_REVERSE_TUNNEL_UNAVAILABLE, src, sport,
+                              "reverse tunnelling unavailable")
+        relayed = payload
+        if "fa.strip-unknown-skippable" in self.faults:
+            request.extensions = [e for e in request.extensions
+                                  if e.type < 128 or e.type in FA_KNOWN_SKIPPABLE]
+            relayed = encode(request)
+        elif "fa.alter-relayed-request" in self.faults:
+            relayed = payload[:2] + (request.lifetime ^ 1).to_bytes(2, "big") + payload[4:]
+        key = (request.home_address, request.identification & 0xFFFFFFFF)
+        self.pending[key] = Pending(request, src, sport, now + PENDING_TIMEOUT)
+        heapq.heappush(self._timers, (now + PENDING_TIMEOUT, "pending", key))
+        return [SendUDP(self.address, request.home_agent, MIP_PORT, MIP_PORT, relayed),
+                Event("request-relayed", {"home_address": request.home_address,
+                                          "home_agent": request.home_agent,
+                                          "extensions": [e.type for e in request.extensions]})]
+
+    def _reply(self, payload, reply: RegistrationReply, src, now) -> list:
+        key = (reply.home_address, reply.identification & 0xFFFFFFFF)
+        pending = self.pending.pop(key, None)
+        if pending is None:
+            return [Event("reply-unmatched", {"from": src, "home_address": reply.home_address},
+                          "warning")]
+        request = pending.request
+        if reply.code <= 1 and reply.lifetime > 0:
+            visitor = Visitor(reply.home_address, request.home_agent, pending.mn_address,
+                              pending.mn_port, now + reply.lifetime, request.flag("T"),
+                              "gre" if request.flag("G") else "ipip")
+            self.visitors[reply.home_address] = visitor
+            heapq.heappush(self._timers, (visitor.expires, "visitor", reply.home_address))
+            event = Event("visitor-added", visitor.to_dict(now))
+        else:
+            self.visitors.pop(reply.home_address, None)
+            event = Event("visitor-removed", {"home_address": reply.home_address,
+                                              "code": reply.code})
+        # The reply goes back unchanged to where the request came from (RFC 3344 §3.7.3).
+        return [SendUDP(self.address, pending.mn_address, MIP_PORT, pending.mn_port, payload),
+                event]
+
+    # ------------------------------------------------------------------ timers
+    def next_timer(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def handle_timer(self, now: float) -> list:
+        actions = []
+        while self._timers and self._timers[0][0] <= now:
+            _, kind, key = heapq.heappop(self._timers)
+            if kind == "pending":
+                pending = self.pending.get(key)
+                if pending is not None and pending.deadline <= now:
+                    del self.pending[key]
+                    actions += self._deny(pending.request, ReplyCode.FA_REGISTRATION_TIMEOUT,
+                                          pending.mn_address, pending.mn_port,
+                                          "no reply from the home agent")
+            else:
+                visitor = self.visitors.get(key)
+                if visitor is not None and visitor.expires <= now:
+                    del self.visitors[key]
+                    actions.append(Event("visitor-removed", {"home_address": key,
+                                                             "reason": "lifetime expired"}))
+        return actions
+
+    # ------------------------------------------------------------------ data plane
+    def receive_ipv4(self, packet: bytes, now: float) -> list:
+        """A packet addressed to the FA's care-of address: the HA's tunnel (protocol 4/47)."""
+        try:
+            outer = parse_ipv4(packet)
+            proto, payload = outer.proto, outer.payload
+            if proto == PROTO_GRE:
+                ethertype, payload = parse_gre(payload)
+                proto = PROTO_IPIP if ethertype == ETHERTYPE_IPV4 else None
+            if proto != PROTO_IPIP:
+                return [Event("dropped", {"from": outer.src, "protocol": outer.proto})]
+            inner = decapsulated_ipv4(outer.tos, payload)
+            if inner is None:
+                return []
+            ip4 = parse_ipv4(inner)
+        except DecodeError as err:
+            return [Event("bad-packet", {"error": str(err)}, "warning")]
+        visitor = self.visitors.get(ip4.dst)
+        if visitor is None or outer.src != visitor.home_agent:
+            return [Event("dropped", {"from": outer.src, "to": ip4.dst,
+                                      "reason": "no such visitor"}, "info")]
+        if "fa.drop-tunnelled-traffic" in self.faults:
+            return []
+        return [SendIPv4(inner)]  # delivered on the visited link to the mobile node
+
+    def receive_from_visitor(self, packet: bytes, now: float) -> list:
+        """An IPv4 packet a visitor sent through the FA: reverse-tunnel it when asked (RFC 3024)."""
+        try:
+            ip4 = parse_ipv4(packet)
+        except DecodeError as err:
+            return [Event("bad-packet", {"error": str(err)}, "warning")]
+        visitor = self.visitors.get(ip4.src)
+        if visitor is None or not visitor.reverse:
+            return [SendIPv4(packet)]  # ordinary forwarding
+        _, outer = encapsulate(packet, False, self.address, visitor.home_agent,
+                               visitor.encapsulation)
+        return [SendIPv4(outer)]

@@ -1,0 +1,484 @@
+"""Reference mobile node: RFC 3344 registration with RFC 5454 IPv6 prefix bindings.
+
+Sans-I/O. The MN registers through a foreign agent or from a co-located care-of address,
+requests its IPv6 prefixes (explicit mode), handles the reply exactly as RFC 5454 §3.5 says,
+tunnels its IPv6 traffic over the negotiated tunnel, and can obtain prefixes through DHCPv6
+prefix delegation over the home-address tunnel (§3.7.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from conformance.codec import (
+    AuthExtension, DecodeError, PrefixRequest, RegistrationReply, RegistrationRequest,
+    TunnelData, TunnelingMode, UDPTunnelRequest, decode, encode, verify_authenticator,
+)
+from conformance.codec import dhcpv6 as dh
+from conformance.codec.mld import mldv2_report
+from conformance.codec.packets import (
+    ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, addr6,
+    is_link_local, parse_gre, parse_ipv4, parse_ipv6, parse_udp, text6, tunnel_link_local,
+    udp6_packet, upper_layer,
+)
+from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
+from conformance.nodes.tunnel import decapsulated_ipv4, decapsulated_ipv6, encapsulate
+
+MIP_PORT = 434
+RETRANSMIT_INITIAL = 1.0  # RFC 3344 §3.6.3: back off exponentially from a first timeout
+RETRANSMIT_MAX_TRIES = 5
+
+MN_FAULTS = {
+    "mn.tunnel-mode-ext-in-fa-mode": "RFC5454-3.5-14",
+    "mn.extensions-after-auth": "RFC5454-3.1-03",
+    "mn.stray-prefix-bits": "RFC5454-2.1-01",
+    "mn.accept-unmatched-reply": "RFC5454-3.5-06",
+    "mn.missing-reply-accepted": "RFC5454-3.5-07",
+    "mn.ignore-prefix-code": "RFC5454-3.5-08",
+    "mn.ignore-header-reject": "RFC5454-3.2-D1",
+    "mn.coa-tunnel-in-fa-mode": "RFC5454-3.5-12",
+    "mn.no-fallback": "RFC5454-3.5-05",
+    "mn.reserved-codes-rejected": "RFC5454-5-02",
+    "mn.ipv6-via-coa-on-code-0": "RFC5454-3.5-09",
+    "mn.mld-via-coa": "RFC5454-3.3.3-01",
+    "mn.udp-encapsulation-nonzero": "RFC5454-3.9-03",
+    "mn.skip-hoa-registration": "RFC5454-3.7.1-02",
+    "mn.no-reregistration": "RFC3344-3.6.3-01",
+    "mn.accept-bad-reply-auth": "RFC3344-3.6.2.1-01",
+    "mn.nonzero-reserved-flags": "RFC3344-3.3-01",
+}
+
+
+@dataclass
+class MNConfig:
+    home_address: str
+    home_agent: str
+    spi: int
+    key: bytes
+    prefixes: list[ipaddress.IPv6Network] = field(default_factory=list)
+    lifetime: int = 1800
+    request_coa_tunnel: bool = True  # send the tunnelling mode extension when co-located
+    dynamic_delegation: bool = False
+    reverse_tunnel: bool = False
+    gre: bool = False
+    udp_tunnelling: bool = False
+    faults: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class PrefixState:
+    network: str
+    accepted: bool
+    code: int | None
+    tunnel: str | None  # "hoa" | "coa" when accepted
+
+    def to_dict(self) -> dict:
+        return {"prefix": self.network, "accepted": self.accepted, "code": self.code,
+                "tunnel": self.tunnel}
+
+
+class MobileNode:
+    def __init__(self, config: MNConfig):
+        self.config = config
+        self.faults = config.faults
+        self.mode = "home"  # home | fa | colocated
+        self.care_of_address = config.home_address
+        self.fa_address: str | None = None
+        self.registered = False
+        self.lifetime = 0
+        self.expires = 0.0
+        self.ha_supports_dsmip: bool | None = None
+        self.prefixes: dict[tuple[int, bytes], PrefixState] = {}
+        self.link_local_registered = False
+        self.delegated: list[ipaddress.IPv6Network] = []
+        self.groups: set[bytes] = set()
+        self.udp_tunnel = False
+        self._pending: dict | None = None
+        self._clock_offset = 0.0  # learnt from a code-133 reply
+        self._reregister_at: float | None = None
+        self._last_ident = 0
+        self._dhcp_xid = 0x5454
+
+    # ------------------------------------------------------------------ state views
+    @property
+    def colocated(self) -> bool:
+        return self.mode == "colocated"
+
+    def status(self, now: float) -> dict:
+        return {"home_address": self.config.home_address, "mode": self.mode,
+                "care_of_address": self.care_of_address, "registered": self.registered,
+                "lifetime_left": max(0, round(self.expires - now, 1)) if self.registered else 0,
+                "ha_supports_dsmip": self.ha_supports_dsmip,
+                "prefixes": [p.to_dict() for p in self.prefixes.values()],
+                "link_local_registered": self.link_local_registered,
+                "delegated": [str(n) for n in self.delegated], "udp_tunnel": self.udp_tunnel}
+
+    def accepted_prefixes(self) -> dict[str, str]:
+        return {p.network: p.tunnel for p in self.prefixes.values() if p.accepted}
+
+    def _fault(self, name: str) -> bool:
+        return name in self.faults
+
+    # ------------------------------------------------------------------ movement
+    def attach_fa(self, fa_address: str, now: float) -> list:
+        self.mode, self.fa_address, self.care_of_address = "fa", fa_address, fa_address
+        return self._register(now, self.config.lifetime)
+
+    def attach_colocated(self, care_of_address: str, now: float) -> list:
+        self.mode, self.fa_address, self.care_of_address = "colocated", None, care_of_address
+        return self._register(now, self.config.lifetime)
+
+    def deregister(self, now: float) -> list:
+        return self._register(now, 0)
+
+    def return_home(self, now: float) -> list:
+        self.mode, self.fa_address, self.care_of_address = "home", None, self.config.home_address
+        return self._register(now, 0)
+
+    # ------------------------------------------------------------------ requests
+    def _requested(self) -> list[PrefixRequest]:
+        requests = []
+        if self.config.dynamic_delegation and self.link_local_registered or \
+                self.config.dynamic_delegation and self._want_link_local():
+            requests.append(PrefixRequest(255, tunnel_link_local(self.config.home_address)))
+        for network in list(self.config.prefixes) + self.delegated:
+            req = PrefixRequest.of(str(network))
+            if self._fault("mn.stray-prefix-bits") and network.prefixlen < 128:
+                req.prefix = req.prefix[:15] + bytes((req.prefix[15] | 1,))
+            requests.append(req)
+        return requests
+
+    def _want_link_local(self) -> bool:
+        # §3.7.1: register the HoA first, then the link-local address.
+        return self.registered or self._fault("mn.skip-hoa-registration")
+
+    def _identification(self, now: float) -> int:
+        ident = ntp_time(now + self._clock_offset)
+        if ident <= self._last_ident:
+            ident = self._last_ident + 1
+        self._last_ident = ident
+        return ident
+
+    def _register(self, now: float, lifetime: int, tries: int = 0) -> list:
+        cfg = self.config
+        flags = ""
+        if self.colocated:
+            flags += "D"
+        if cfg.reverse_tunnel and self.mode != "home":
+            flags += "T"
+        if cfg.gre:
+            flags += "G"
+        requests = self._requested() if lifetime else []
+        extensions: list = list(requests)
+        tunnel_mode = self.colocated and cfg.request_coa_tunnel and requests
+        if tunnel_mode or (self._fault("mn.tunnel-mode-ext-in-fa-mode") and self.mode == "fa"
+                           and requests):
+            extensions.append(TunnelingMode())
+        if cfg.udp_tunnelling and self.colocated and lifetime:
+            extensions.append(UDPTunnelRequest(
+                encapsulation=4 if self._fault("mn.udp-encapsulation-nonzero") else 0))
+        auth = AuthExtension(32, cfg.spi)
+        if self._fault("mn.extensions-after-auth"):
+            extensions = [auth] + extensions
+        else:
+            extensions.append(auth)
+        request = RegistrationRequest(
+            RegistrationRequest.flags_of(flags) | (0x01 if self._fault(
+                "mn.nonzero-reserved-flags") else 0), lifetime, cfg.home_address,
+            cfg.home_agent, self.care_of_address, self._identification(now), extensions)
+        payload = encode(request, {32: cfg.key})
+        dst = self.fa_address if self.mode == "fa" else cfg.home_agent
+        src = cfg.home_address if self.mode != "colocated" else self.care_of_address
+        self._pending = {"request": request, "payload": payload, "dst": dst, "src": src,
+                         "lifetime": lifetime, "requests": requests, "tries": tries,
+                         "deadline": now + RETRANSMIT_INITIAL * (2 ** tries)}
+        return [SendUDP(src, dst, MIP_PORT, MIP_PORT, payload),
+                Event("registration-sent", {"care_of_address": self.care_of_address,
+                                            "mode": self.mode, "lifetime": lifetime,
+                                            "prefixes": [str(r.network) if r.prefix_length <= 128
+                                                         else r.prefix_text for r in requests],
+                                            "tunneling_mode": bool(tunnel_mode)})]
+
+    # ------------------------------------------------------------------ replies
+    def receive_udp(self, payload: bytes, src: str, sport: int, now: float) -> list:
+        try:
+            message = decode(payload)
+        except DecodeError as err:
+            return [Event("decode-error", {"from": src, "error": str(err)}, "warning")]
+        if isinstance(message, TunnelData):
+            return self._tunnel_data(message, src, now)
+        if not isinstance(message, RegistrationReply):
+            return [Event("unexpected-message", {"from": src, "type": message.type}, "warning")]
+        return self._reply(payload, message, now)
+
+    def _reply(self, payload: bytes, reply: RegistrationReply, now: float) -> list:
+        pending = self._pending
+        if pending is None:
+            return [Event("reply-ignored", {"reason": "no registration pending"}, "warning")]
+        request = pending["request"]
+        if (reply.identification & 0xFFFFFFFF) != (request.identification & 0xFFFFFFFF):
+            return [Event("reply-ignored", {"reason": "identification mismatch"}, "warning")]
+        if reply.code < 64 or reply.code >= 128:  # codes from the HA carry MN-HA auth
+            valid = verify_authenticator(payload, reply, self.config.key)
+            if not valid and not self._fault("mn.accept-bad-reply-auth"):
+                return [Event("reply-ignored", {"reason": "MN-HA authentication failed"
+                                                if valid is False else "no MN-HA "
+                                                "authentication"}, "warning")]
+        if reply.code == 133:
+            # RFC 3344 §5.7.1: resynchronise on the HA's clock and try again.
+            self._clock_offset = (reply.identification >> 32) - (ntp_time(now) >> 32)
+            return [Event("identification-resync", {"offset": self._clock_offset})] + \
+                self._register(now, pending["lifetime"])
+        self._pending = None
+        accepted = reply.code <= 1
+        if pending["lifetime"] == 0:
+            self.registered = False
+            self.prefixes.clear()
+            self.link_local_registered = False
+            self._reregister_at = None
+            return [Event("deregistered", {"code": reply.code})]
+        if not accepted and not self._fault("mn.ignore-header-reject"):
+            self.registered = False
+            self.prefixes = {self._key(r): PrefixState(self._name(r), False, None, None)
+                             for r in pending["requests"]}
+            return [Event("registration-rejected", {"code": reply.code})]
+        self.registered = True
+        self.lifetime = reply.lifetime
+        self.expires = now + reply.lifetime
+        self.udp_tunnel = any(e.type == 44 and getattr(e, "code", 1) == 0
+                              for e in reply.extensions)
+        if not self._fault("mn.no-reregistration") and reply.lifetime:
+            self._reregister_at = now + reply.lifetime * 0.8
+        actions = self._prefix_outcome(pending["requests"], reply)
+        actions.append(Event("registered", {"lifetime": reply.lifetime, "code": reply.code,
+                                            **self.status(now)}))
+        return actions + self._after_registration(now)
+
+    @staticmethod
+    def _key(req) -> tuple[int, bytes]:
+        return req.key
+
+    @staticmethod
+    def _name(req) -> str:
+        return str(req.network) if req.prefix_length <= 128 else req.prefix_text
+
+    def _prefix_outcome(self, requests, reply: RegistrationReply) -> list:
+        """RFC 5454 §3.5: how the reply's prefix extensions settle each requested prefix."""
+        replies = reply.prefix_replies
+        actions = []
+        self.prefixes = {}
+        if requests and not replies:
+            # Case 1: the HA does not support RFC 5454; carry on as plain Mobile IPv4.
+            self.ha_supports_dsmip = False
+            self.link_local_registered = False
+            if self._fault("mn.no-fallback"):
+                self.registered = False
+            for req in requests:
+                accepted = self._fault("mn.missing-reply-accepted")
+                self.prefixes[req.key] = PrefixState(self._name(req), accepted, None,
+                                                     "hoa" if accepted else None)
+            return [Event("ha-without-dsmip", {"requested": [self._name(r) for r in requests]})]
+        if replies:
+            self.ha_supports_dsmip = True
+        by_key = {}
+        for rep in replies:
+            if any(rep.key == req.key for req in requests) or self._fault(
+                    "mn.accept-unmatched-reply"):
+                by_key.setdefault(rep.key, rep)
+            else:
+                actions.append(Event("prefix-reply-unmatched", {"prefix": rep.prefix_text,
+                                                                "code": rep.code}, "warning"))
+        if self._fault("mn.accept-unmatched-reply"):
+            for key, rep in by_key.items():
+                if not any(req.key == key for req in requests):
+                    self.prefixes[key] = PrefixState(self._name(rep), True, rep.code, "hoa")
+        for req in requests:
+            rep = by_key.get(req.key)
+            if rep is None:
+                accepted = self._fault("mn.missing-reply-accepted")
+                self.prefixes[req.key] = PrefixState(self._name(req), accepted, None,
+                                                     "hoa" if accepted else None)
+                continue
+            if self._fault("mn.ignore-prefix-code"):
+                accepts = True
+            elif self._fault("mn.reserved-codes-rejected"):
+                accepts = rep.code <= 1
+            else:
+                accepts = rep.code <= 7
+            if accepts:
+                coa = rep.code == 1 and (self.colocated or self._fault("mn.coa-tunnel-in-fa-mode"))
+                if self._fault("mn.ipv6-via-coa-on-code-0") and self.mode != "home":
+                    coa = True
+                tunnel = "coa" if coa else "hoa"
+            else:
+                tunnel = None
+            self.prefixes[req.key] = PrefixState(self._name(req), accepts, rep.code, tunnel)
+            if req.prefix_length == 255:
+                self.link_local_registered = accepts
+        for state in self.prefixes.values():
+            actions.append(Event("prefix-accepted" if state.accepted else "prefix-rejected",
+                                 state.to_dict()))
+        return actions
+
+    def _after_registration(self, now) -> list:
+        cfg = self.config
+        if not cfg.dynamic_delegation or self.ha_supports_dsmip is False:
+            return []
+        if not self.link_local_registered:
+            # §3.7.1: the HoA is registered; now register the tunnel link-local address.
+            return self._register(now, cfg.lifetime)
+        if not self.delegated:
+            return self._solicit()
+        return []
+
+    # ------------------------------------------------------------------ timers
+    def next_timer(self) -> float | None:
+        times = [t for t in (self._pending["deadline"] if self._pending else None,
+                             self._reregister_at) if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> list:
+        actions = []
+        pending = self._pending
+        if pending and pending["deadline"] <= now:
+            if pending["tries"] + 1 >= RETRANSMIT_MAX_TRIES:
+                self._pending = None
+                actions.append(Event("registration-timeout", {"tries": pending["tries"] + 1},
+                                     "warning"))
+            else:
+                actions += self._register(now, pending["lifetime"], pending["tries"] + 1)
+        if self._reregister_at is not None and self._reregister_at <= now:
+            self._reregister_at = None
+            if self.registered and self._pending is None:
+                actions += self._register(now, self.config.lifetime)
+        return actions
+
+    # ------------------------------------------------------------------ data plane
+    def _tunnel_for(self, src6: bytes) -> str | None:
+        if is_link_local(src6):
+            return "hoa"
+        value = int.from_bytes(src6, "big")
+        for (length, prefix), state in self.prefixes.items():
+            if state.accepted and length <= 128 and value >> (128 - length) == \
+                    int.from_bytes(prefix, "big") >> (128 - length):
+                return state.tunnel
+        return None
+
+    def send_ipv6(self, packet: bytes, now: float) -> list:
+        """An IPv6 packet from the node's own stack: tunnel it to the HA (RFC 5454 §3.5)."""
+        try:
+            ip6 = parse_ipv6(packet)
+        except DecodeError as err:
+            return [Event("bad-ipv6", {"error": str(err)}, "warning")]
+        tunnel = self._tunnel_for(ip6.src)
+        if tunnel is None or not self.registered:
+            return [Event("ipv6-not-sent", {"src": ip6.src_text, "reason":
+                                            "source under no accepted prefix"}, "info")]
+        if ip6.next_header in (0, 58) and self._is_mld(ip6) and self._fault("mn.mld-via-coa") \
+                and self.colocated:
+            tunnel = "coa"
+        return self._encapsulate(packet, tunnel)
+
+    @staticmethod
+    def _is_mld(ip6) -> bool:
+        proto, data = upper_layer(ip6)
+        return proto == 58 and data[:1] and data[0] in (130, 131, 132, 143)
+
+    def _encapsulate(self, packet: bytes, tunnel: str) -> list:
+        cfg = self.config
+        method = "udp" if self.udp_tunnel else ("gre" if cfg.gre else "ipip")
+        if tunnel == "coa" and self.colocated:
+            kind, data = encapsulate(packet, True, self.care_of_address, cfg.home_agent, method)
+        else:
+            _, middle = encapsulate(packet, True, cfg.home_address, cfg.home_agent, "ipip")
+            if not self.colocated:
+                return [SendIPv4(middle)]  # via the FA, as any packet from the home address
+            kind, data = encapsulate(middle, False, self.care_of_address, cfg.home_agent, method)
+        if kind == "udp":
+            return [SendUDP(self.care_of_address, cfg.home_agent, MIP_PORT, MIP_PORT, data)]
+        return [SendIPv4(data)]
+
+    def join_group(self, group: str, now: float) -> list:
+        """MLDv2 report over the home-address tunnel (RFC 5454 §3.3.3)."""
+        raw = addr6(group)
+        self.groups.add(raw)
+        report = mldv2_report(tunnel_link_local(self.config.home_address), joins=[raw])
+        tunnel = "coa" if self._fault("mn.mld-via-coa") and self.colocated else "hoa"
+        return self._encapsulate(report, tunnel)
+
+    def leave_group(self, group: str, now: float) -> list:
+        raw = addr6(group)
+        self.groups.discard(raw)
+        report = mldv2_report(tunnel_link_local(self.config.home_address), leaves=[raw])
+        return self._encapsulate(report, "hoa")
+
+    def receive_ipv4(self, packet: bytes, now: float) -> list:
+        """IPv4 packets from the HA: IPv6-in-IPv4, IP-in-IP of that, or GRE of either."""
+        try:
+            return self._decapsulate(parse_ipv4(packet), now, 0)
+        except DecodeError as err:
+            return [Event("bad-packet", {"error": str(err)}, "warning")]
+
+    def _decapsulate(self, outer, now, depth) -> list:
+        if outer.src != self.config.home_agent:
+            return [Event("dropped", {"from": outer.src, "reason": "not from the home agent"})]
+        proto, payload = outer.proto, outer.payload
+        if proto == PROTO_GRE:
+            ethertype, payload = parse_gre(payload)
+            proto = {ETHERTYPE_IPV6: PROTO_IPV6, ETHERTYPE_IPV4: PROTO_IPIP}.get(ethertype)
+        if proto == PROTO_IPIP and depth == 0:
+            inner = decapsulated_ipv4(outer.tos, payload)
+            return self._decapsulate(parse_ipv4(inner), now, 1) if inner else []
+        if proto != PROTO_IPV6:
+            return [Event("dropped", {"from": outer.src, "protocol": outer.proto})]
+        inner6 = decapsulated_ipv6(outer.tos, payload)
+        if inner6 is None:
+            return []
+        return self._inner_ipv6(inner6, "hoa" if outer.dst == self.config.home_address
+                                else "coa", now)
+
+    def _tunnel_data(self, message: TunnelData, src: str, now: float) -> list:
+        if src != self.config.home_agent:
+            return [Event("dropped", {"from": src, "reason": "not from the home agent"})]
+        if message.next_header == PROTO_IPV6:
+            return self._inner_ipv6(message.payload, "coa", now)
+        if message.next_header == PROTO_IPIP:
+            return self.receive_ipv4(message.payload, now)
+        return [Event("dropped", {"from": src, "next_header": message.next_header})]
+
+    def _inner_ipv6(self, packet: bytes, via: str, now: float) -> list:
+        ip6 = parse_ipv6(packet)
+        if ip6.next_header == PROTO_UDP:
+            sport, dport, body = parse_udp(ip6.payload)
+            if dport == dh.CLIENT_PORT:
+                return self._dhcp_reply(body, now)
+        return [DeliverIPv6(packet), Event("ipv6-received", {"src": ip6.src_text,
+                                                             "dst": ip6.dst_text, "via": via})]
+
+    # ------------------------------------------------------------------ DHCPv6-PD client
+    def _solicit(self) -> list:
+        self._dhcp_xid += 1
+        msg = dh.DHCPv6Message(dh.SOLICIT, self._dhcp_xid, b"\x00\x03\x00\x01" + bytes(2)
+                               + bytes(int(x) for x in self.config.home_address.split(".")),
+                               ia_pd=[dh.IAPD(1)], rapid_commit=True)
+        packet = udp6_packet(tunnel_link_local(self.config.home_address), dh.ALL_DHCP_SERVERS,
+                             dh.CLIENT_PORT, dh.SERVER_PORT, dh.encode_dhcpv6(msg), hop_limit=1)
+        return self._encapsulate(packet, "hoa") + [Event("dhcpv6-solicit", {})]
+
+    def _dhcp_reply(self, body: bytes, now: float) -> list:
+        msg = dh.decode_dhcpv6(body)
+        if msg.transaction_id != self._dhcp_xid or not msg.ia_pd:
+            return [Event("dhcpv6-ignored", {"xid": msg.transaction_id})]
+        networks = [ipaddress.IPv6Network((p.prefix, p.length)) for ia in msg.ia_pd
+                    for p in ia.prefixes]
+        if msg.msg_type == dh.ADVERTISE:
+            msg.msg_type = dh.REQUEST
+            return []  # rapid commit is asked for; an Advertise means the server ignored it
+        self.delegated = networks
+        # §3.7.1: register the delegated prefixes (explicit mode).
+        return [Event("prefixes-delegated", {"prefixes": [str(n) for n in networks]})] + \
+            self._register(now, self.config.lifetime)
+
+
+__all__ = ["MobileNode", "MNConfig", "MN_FAULTS", "text6"]
