@@ -192,6 +192,8 @@ class HomeAgent:
                dport: int, entry: MobileNodeEntry | None, extensions=(), identification=None,
                event_data=None, now: float = 0.0) -> list:
         exts = list(extensions)
+        if code > 1 and self._fault("ha.prefix-accept-on-reject"):
+            exts = [PrefixReply.answering(r, PREFIX_ACCEPT_HOA) for r in request.prefix_requests]
         if entry is not None:
             exts.append(AuthExtension(32, entry.spi))
         reply = RegistrationReply(code, lifetime, request.home_address, self.address,
@@ -582,6 +584,8 @@ class HomeAgent:
                                                 ip6.dst_text, "unregistered link-local source")
             return self._local_ipv6(binding, outer_src, ip6, now)
         owner, _ = self.table.lookup(int.from_bytes(ip6.src, "big"))
+        if binding is None and self._fault("ha.accept-any-outer"):
+            binding = self.bindings.get(owner)
         if binding is None or owner != binding.home_address:
             if not self._fault("ha.accept-spoofed-inner"):
                 return self._security_exception(binding, outer_src, outer_dst, ip6.src_text,
