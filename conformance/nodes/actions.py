@@ -57,3 +57,21 @@ def ntp_seconds(identification: int) -> int:
 
 def events(actions, name: str | None = None) -> list[Event]:
     return [a for a in actions if isinstance(a, Event) and (name is None or a.name == name)]
+
+
+def drops_malformed(method):
+    """Wrap a receive_* method: input that fails to decode deep inside becomes a logged drop,
+    never an exception out of the engine (a malformed packet never crashes a node)."""
+    import functools
+
+    from conformance.codec import DecodeError
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except DecodeError as err:
+            return [Event("malformed-dropped", {"input": method.__name__, "error": str(err),
+                                                "offset": err.offset, "field": err.field,
+                                                "section": err.section}, "warning")]
+    return wrapper

@@ -17,7 +17,7 @@ from conformance.codec import (
 from conformance.codec.packets import (
     ETHERTYPE_IPV4, PROTO_GRE, PROTO_IPIP, parse_gre, parse_ipv4,
 )
-from conformance.nodes.actions import Event, SendIPv4, SendUDP
+from conformance.nodes.actions import drops_malformed, Event, SendIPv4, SendUDP
 from conformance.nodes.tunnel import decapsulated_ipv4, encapsulate
 
 MIP_PORT = 434
@@ -80,6 +80,7 @@ class ForeignAgent:
                                                key=lambda v: v.home_address)]
 
     # ------------------------------------------------------------------ registrations
+    @drops_malformed
     def receive_udp(self, payload: bytes, src: str, sport: int, now: float) -> list:
         try:
             message = decode(payload)
@@ -171,6 +172,7 @@ class ForeignAgent:
         return actions
 
     # ------------------------------------------------------------------ data plane
+    @drops_malformed
     def receive_ipv4(self, packet: bytes, now: float) -> list:
         """A packet addressed to the FA's care-of address: the HA's tunnel (protocol 4/47)."""
         try:
@@ -195,6 +197,7 @@ class ForeignAgent:
             return []
         return [SendIPv4(inner)]  # delivered on the visited link to the mobile node
 
+    @drops_malformed
     def receive_from_visitor(self, packet: bytes, now: float) -> list:
         """An IPv4 packet a visitor sent through the FA: reverse-tunnel it when asked (RFC 3024)."""
         try:

@@ -25,7 +25,7 @@ from conformance.codec.packets import (
     IPv6, is_link_local, is_multicast, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
     parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
 )
-from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
+from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
 from conformance.nodes.prefixes import PrefixTable
 from conformance.nodes.tunnel import (
     decapsulated_ipv4, decapsulated_ipv6, encapsulate, forwarded,
@@ -174,6 +174,7 @@ class HomeAgent:
                                                key=lambda b: b.home_address)]
 
     # ------------------------------------------------------------------ UDP 434
+    @drops_malformed
     def receive_udp(self, payload: bytes, src: str, sport: int, now: float) -> list:
         if payload[:1] == b"\x04":
             return self._receive_tunnel_data(payload, src, sport, now)
@@ -441,6 +442,7 @@ class HomeAgent:
         return actions
 
     # ------------------------------------------------------------------ data plane, out
+    @drops_malformed
     def receive_ipv6(self, packet: bytes, now: float) -> list:
         """An IPv6 packet from the home side: tunnel it to the MN that owns the destination."""
         try:
@@ -503,6 +505,7 @@ class HomeAgent:
         return actions
 
     # ------------------------------------------------------------------ data plane, in
+    @drops_malformed
     def receive_ipv4(self, packet: bytes, now: float) -> list:
         """An IPv4 packet addressed to the HA with protocol 4, 41 or 47."""
         try:

@@ -22,7 +22,7 @@ from conformance.codec.packets import (
     is_link_local, parse_gre, parse_ipv4, parse_ipv6, parse_udp, text6, tunnel_link_local,
     udp6_packet, upper_layer,
 )
-from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
+from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
 from conformance.nodes.tunnel import decapsulated_ipv4, decapsulated_ipv6, encapsulate
 
 MIP_PORT = 434
@@ -201,6 +201,7 @@ class MobileNode:
                                             "tunneling_mode": bool(tunnel_mode)})]
 
     # ------------------------------------------------------------------ replies
+    @drops_malformed
     def receive_udp(self, payload: bytes, src: str, sport: int, now: float) -> list:
         try:
             message = decode(payload)
@@ -365,6 +366,7 @@ class MobileNode:
                 return state.tunnel
         return None
 
+    @drops_malformed
     def send_ipv6(self, packet: bytes, now: float) -> list:
         """An IPv6 packet from the node's own stack: tunnel it to the HA (RFC 5454 §3.5)."""
         try:
@@ -413,6 +415,7 @@ class MobileNode:
         report = mldv2_report(tunnel_link_local(self.config.home_address), leaves=[raw])
         return self._encapsulate(report, "hoa")
 
+    @drops_malformed
     def receive_ipv4(self, packet: bytes, now: float) -> list:
         """IPv4 packets from the HA: IPv6-in-IPv4, IP-in-IP of that, or GRE of either."""
         try:

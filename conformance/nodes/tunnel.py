@@ -7,7 +7,7 @@ from __future__ import annotations
 from conformance.codec import TunnelData, encode
 from conformance.codec.packets import (
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, gre_packet, ipv4_packet,
-    parse_ipv6,
+    parse_ipv4, parse_ipv6,
 )
 
 ECN_NOT_ECT, ECN_ECT1, ECN_ECT0, ECN_CE = 0, 1, 2, 3
@@ -76,6 +76,7 @@ def encapsulate(inner: bytes, inner_is_ipv6: bool, src: str, dst: str, method: s
 
 def decapsulated_ipv6(outer_tos: int, inner: bytes) -> bytes | None:
     """Apply the egress ECN rule to an inner IPv6 packet; None when it must be dropped."""
+    parse_ipv6(inner)  # DecodeError for a damaged inner header
     ecn = egress_ecn(outer_tos & 3, ipv6_traffic_class(inner) & 3)
     if ecn is None:
         return None
@@ -83,6 +84,7 @@ def decapsulated_ipv6(outer_tos: int, inner: bytes) -> bytes | None:
 
 
 def decapsulated_ipv4(outer_tos: int, inner: bytes) -> bytes | None:
+    parse_ipv4(inner)  # DecodeError for a damaged inner header
     ecn = egress_ecn(outer_tos & 3, inner[1] & 3)
     if ecn is None:
         return None
