@@ -64,6 +64,41 @@ def _cmd_bench(args) -> int:
     return bench.run(args.target, seconds=args.seconds, check=args.check)
 
 
+def _cmd_node(args) -> int:
+    from conformance.adapters.linux import PlumbingError
+    from conformance.nodes.config import ConfigError, load_node_config
+
+    try:
+        config = load_node_config(args.config, args.command)
+    except ConfigError as exc:
+        print(f"dsmip4 {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.control_socket:
+        config.runtime.control_socket = args.control_socket
+    if args.log:
+        config.runtime.log = args.log
+    from conformance.adapters.runner import NodeRunner
+
+    try:
+        runner = NodeRunner(config)
+    except PlumbingError as exc:
+        print(f"dsmip4 {args.command}: cannot start: {exc}", file=sys.stderr)
+        return 3
+    return runner.run()
+
+
+def _cmd_ctl(args) -> int:
+    from conformance.adapters.runner import control_request
+
+    try:
+        reply = control_request(args.socket, " ".join(args.words), timeout=args.timeout)
+    except (OSError, ValueError) as exc:
+        print(f"dsmip4 ctl: {args.socket}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(reply, indent=2))
+    return 1 if "error" in reply else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsmip4", description="Dual-Stack Mobile IPv4 "
                                      "(RFC 5454) conformance suite")
@@ -78,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON instead of the plain listing")
     p.add_argument("--catalog", default=None, help="catalog file (default: the bundled one)")
     p.set_defaults(func=_cmd_requirements)
+
+    for role, what in (("ha", "home agent"), ("fa", "foreign agent"), ("mn", "mobile node")):
+        p = sub.add_parser(role, help=f"run the reference {what} in the foreground")
+        p.add_argument("--config", required=True, help="node configuration (YAML)")
+        p.add_argument("--control-socket", help="override runtime.control_socket")
+        p.add_argument("--log", help="override runtime.log (JSON lines)")
+        p.set_defaults(func=_cmd_node)
+
+    p = sub.add_parser("ctl", help="query or drive a running node through its control socket")
+    p.add_argument("socket")
+    p.add_argument("words", nargs="+", metavar="command",
+                   help="bindings | visitors | status | attach-fa ADDR | attach-colocated ADDR "
+                        "| deregister | home | join GROUP | stop")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=_cmd_ctl)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
     p.add_argument("target", choices=["codec"])

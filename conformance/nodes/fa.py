@@ -145,8 +145,8 @@ class ForeignAgent:
             event = Event("visitor-removed", {"home_address": reply.home_address,
                                               "code": reply.code})
         # The reply goes back unchanged to where the request came from (RFC 3344 §3.7.3).
-        return [SendUDP(self.address, pending.mn_address, MIP_PORT, pending.mn_port, payload),
-                event]
+        return [event, SendUDP(self.address, pending.mn_address, MIP_PORT, pending.mn_port,
+                               payload)]
 
     # ------------------------------------------------------------------ timers
     def next_timer(self) -> float | None:

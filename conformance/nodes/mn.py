@@ -358,7 +358,8 @@ class MobileNode:
     # ------------------------------------------------------------------ data plane
     def _tunnel_for(self, src6: bytes) -> str | None:
         if is_link_local(src6):
-            return "hoa"
+            # Only the tunnel's own link-local address (RFC 4213 §3.7) talks over the tunnel.
+            return "hoa" if src6 == tunnel_link_local(self.config.home_address) else None
         value = int.from_bytes(src6, "big")
         for (length, prefix), state in self.prefixes.items():
             if state.accepted and length <= 128 and value >> (128 - length) == \

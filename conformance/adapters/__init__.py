@@ -1,0 +1,1 @@
+"""Thin adapters that run the sans-I/O engines on real sockets, raw sockets and TUN devices."""

@@ -1,0 +1,271 @@
+"""Run one engine (HA, FA or MN) on real sockets, with a control socket and JSON-line logs.
+
+The loop owns the clock and the sockets; the engine owns the protocol. Actions map to I/O:
+SendUDP -> a raw IPv4+UDP packet (so the source address is exactly the engine's), SendIPv4 ->
+raw socket, DeliverIPv6 -> the TUN device, Event -> a log line and, for routes and prefixes,
+`ip` commands.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from conformance.codec.packets import ipv4_packet, parse_ipv4, udp_packet, PROTO_UDP
+from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
+from conformance.nodes.config import NodeConfig
+from conformance.nodes.fa import ForeignAgent
+from conformance.nodes.ha import HomeAgent
+from conformance.nodes.mn import MobileNode
+from conformance.adapters import linux
+
+MIP_PORT = 434
+
+
+class Logger:
+    def __init__(self, role: str, path: str | None):
+        self.role = role
+        self.stream = open(path, "a", buffering=1) if path else sys.stderr
+
+    def write(self, event: str, level: str = "info", **data) -> None:
+        record = {"ts": round(time.time(), 6), "node": self.role, "event": event,
+                  "level": level, **data}
+        self.stream.write(json.dumps(record, default=str) + "\n")
+        self.stream.flush()
+
+
+class NodeRunner:
+    def __init__(self, config: NodeConfig):
+        self.config = config
+        self.role = config.role
+        self.log = Logger(self.role, config.runtime.log)
+        engine_cfg = config.engine
+        self.engine = {"ha": HomeAgent, "fa": ForeignAgent, "mn": MobileNode}[self.role](
+            engine_cfg)
+        self.selector = selectors.DefaultSelector()
+        self.tun_fd = None
+        self.tun_name = None
+        self.raw_out = linux.raw_sender()
+        self.udp = linux.udp_socket(MIP_PORT)
+        self.selector.register(self.udp, selectors.EVENT_READ, self._on_udp)
+        self.raw_in = []
+        for proto in (4, 41, 47):
+            sock = linux.raw_receiver(proto)
+            self.selector.register(sock, selectors.EVENT_READ, self._on_raw)
+            self.raw_in.append(sock)
+        rt = config.runtime
+        if rt.tun and self.role in ("ha", "mn"):
+            self.tun_fd, self.tun_name = linux.open_tun(rt.tun, rt.tun_mtu)
+            self.selector.register(self.tun_fd, selectors.EVENT_READ, self._on_tun)
+        self.foreign_ifindex = linux.ifindex_of(rt.foreign_interface) if self.role == "fa" \
+            else None
+        self._host_routes: set[str] = set()
+        self.control = None
+        if rt.control_socket:
+            try:
+                os.unlink(rt.control_socket)
+            except FileNotFoundError:
+                pass
+            self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.control.bind(rt.control_socket)
+            self.control.listen(8)
+            self.control.setblocking(False)
+            self.selector.register(self.control, selectors.EVENT_READ, self._on_control)
+        self.running = True
+
+    # ------------------------------------------------------------------ actions
+    def apply(self, actions) -> None:
+        for action in actions:
+            try:
+                self._apply_one(action)
+            except OSError as exc:
+                self.log.write("send-failed", "error", error=str(exc), action=type(action).__name__)
+            except linux.PlumbingError as exc:
+                self.log.write("plumbing-failed", "error", error=str(exc))
+
+    def _apply_one(self, action) -> None:
+        if isinstance(action, SendUDP):
+            packet = ipv4_packet(action.src, action.dst, PROTO_UDP,
+                                 udp_packet(action.src, action.dst, action.sport, action.dport,
+                                            action.payload))
+            self.raw_out.sendto(packet, (action.dst, 0))
+        elif isinstance(action, SendIPv4):
+            self.raw_out.sendto(action.packet, (parse_ipv4(action.packet).dst, 0))
+        elif isinstance(action, DeliverIPv6):
+            if self.tun_fd is not None:
+                os.write(self.tun_fd, action.packet)
+        elif isinstance(action, Event):
+            self.log.write(action.name, action.level, **action.data)
+            self._plumb(action)
+
+    def _plumb(self, event: Event) -> None:
+        rt = self.config.runtime
+        if not rt.install_routes:
+            return
+        if self.role == "ha" and self.tun_name and event.name in ("route-add", "route-del"):
+            verb = "replace" if event.name == "route-add" else "del"
+            linux.ip("-6", "route", verb, event.data["prefix"], "dev", self.tun_name,
+                     check=verb == "replace")
+        elif self.role == "mn" and self.tun_name and event.name == "registered":
+            self._mn_addresses()
+        elif self.role == "fa" and event.name == "visitor-added" and rt.foreign_interface:
+            self._host_route(event.data["home_address"])
+
+    def _host_route(self, address: str) -> None:
+        if address not in self._host_routes:
+            linux.ip("route", "replace", f"{address}/32", "dev", self.config.runtime.foreign_interface)
+            self._host_routes.add(address)
+
+    def _mn_addresses(self) -> None:
+        """An address in each accepted prefix on the TUN device, and IPv6 routed into it."""
+        for prefix, tunnel in self.engine.accepted_prefixes().items():
+            if "/" not in prefix:
+                continue
+            net = ipaddress.IPv6Network(prefix)
+            address = net.network_address + 1
+            linux.ip("-6", "addr", "replace", f"{address}/{max(net.prefixlen, 64)}", "dev",
+                     self.tun_name, "nodad")
+        linux.ip("-6", "route", "replace", "default", "dev", self.tun_name)
+
+    # ------------------------------------------------------------------ inputs
+    def _on_udp(self, sock) -> None:
+        data, (src, sport), ifindex = linux.recv_with_ifindex(sock)
+        if self.foreign_ifindex is not None and ifindex == self.foreign_ifindex:
+            self._host_route(src)  # replies to a visitor go back on the visited link
+        self.apply(self.engine.receive_udp(data, src, sport, time.time()))
+
+    def _on_raw(self, sock) -> None:
+        packet = sock.recv(65535)
+        now = time.time()
+        if self.role == "fa":
+            dst = packet[16:20]
+            if socket.inet_ntoa(dst) != self.engine.address:
+                return  # a visitor's packet the kernel forwards anyway
+        self.apply(self.engine.receive_ipv4(packet, now))
+
+    def _on_tun(self, fd) -> None:
+        try:
+            packet = os.read(fd, 65535)
+        except BlockingIOError:
+            return
+        if packet[:1] and packet[0] >> 4 != 6:
+            return
+        now = time.time()
+        if self.role == "ha":
+            self.apply(self.engine.receive_ipv6(packet, now))
+        else:
+            self.apply(self.engine.send_ipv6(packet, now))
+
+    def _on_control(self, server) -> None:
+        conn, _ = server.accept()
+        conn.settimeout(2.0)
+        try:
+            request = b""
+            while not request.endswith(b"\n"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+            reply = self.command(request.decode().strip())
+            conn.sendall((json.dumps(reply, default=str) + "\n").encode())
+        except (OSError, ValueError) as exc:
+            self.log.write("control-error", "warning", error=str(exc))
+        finally:
+            conn.close()
+
+    def command(self, line: str) -> dict:
+        words = line.split()
+        if not words:
+            return {"error": "empty command"}
+        now = time.time()
+        cmd, args = words[0], words[1:]
+        engine = self.engine
+        if cmd == "status":
+            out = {"role": self.role, "time": now}
+            if self.role == "ha":
+                out.update(bindings=len(engine.bindings), stats=engine.stats)
+            elif self.role == "fa":
+                out.update(visitors=len(engine.visitors))
+            else:
+                out.update(engine.status(now))
+            return out
+        if cmd == "bindings" and self.role == "ha":
+            return {"bindings": engine.binding_table(now)}
+        if cmd == "visitors" and self.role == "fa":
+            return {"visitors": engine.visitor_list(now)}
+        if self.role == "mn":
+            actions = None
+            if cmd == "attach-fa" and len(args) == 1:
+                actions = engine.attach_fa(args[0], now)
+            elif cmd == "attach-colocated" and len(args) == 1:
+                actions = engine.attach_colocated(args[0], now)
+            elif cmd == "deregister":
+                actions = engine.deregister(now)
+            elif cmd == "home":
+                actions = engine.return_home(now)
+            elif cmd == "join" and len(args) == 1:
+                actions = engine.join_group(args[0], now)
+            if actions is not None:
+                self.apply(actions)
+                return {"ok": True, **engine.status(now)}
+        if cmd == "stop":
+            self.running = False
+            return {"ok": True}
+        return {"error": f"unknown command {line!r} for a {self.role}"}
+
+    # ------------------------------------------------------------------ loop
+    def start(self) -> None:
+        self.log.write("started", address=getattr(self.engine, "address", None) or
+                       self.config.engine.home_address, tun=self.tun_name,
+                       control_socket=self.config.runtime.control_socket)
+        if self.role == "mn":
+            attach = self.config.attach
+            now = time.time()
+            if attach.get("mode") == "fa":
+                self.apply(self.engine.attach_fa(attach["fa"], now))
+            elif attach.get("mode") == "colocated":
+                self.apply(self.engine.attach_colocated(attach["care_of_address"], now))
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
+        self.start()
+        while self.running:
+            deadline = self.engine.next_timer()
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            for key, _ in self.selector.select(min(timeout, 1.0) if timeout is not None else 1.0):
+                try:
+                    key.data(key.fileobj)
+                except BlockingIOError:
+                    pass
+            deadline = self.engine.next_timer()
+            if deadline is not None and deadline <= time.time():
+                self.apply(self.engine.handle_timer(time.time()))
+        self.log.write("stopped")
+        if self.config.runtime.control_socket:
+            try:
+                os.unlink(self.config.runtime.control_socket)
+            except FileNotFoundError:
+                pass
+        return 0
+
+
+def control_request(path: str, command: str, timeout: float = 5.0) -> dict:
+    """Send one command to a node's control socket and return its JSON answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(command.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
