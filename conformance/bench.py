@@ -55,8 +55,11 @@ def bench_codec(seconds: float) -> dict:
 
 
 def run(target: str, seconds: float = 1.0, check: bool = False) -> int:
-    if target != "codec":
-        raise ValueError(target)
+    if target == "ha":
+        result = bench_ha(seconds)
+        return result if check or result > 1 else 0
+    if target == "tunnel":
+        return bench_tunnel(seconds)
     r = bench_codec(seconds)
     ok_rate = r["codec_rate"] >= CODEC_TARGET_RATE
     ok_ratio = r["ratio"] >= CODEC_TARGET_RATIO
@@ -68,3 +71,201 @@ def run(target: str, seconds: float = 1.0, check: bool = False) -> int:
     print(f"  ratio codec/scapy : {r['ratio']:>12.1f} x     "
           f"(target >= {CODEC_TARGET_RATIO:.0f}x: {'met' if ok_ratio else 'MISSED'})")
     return 1 if check and not (ok_rate and ok_ratio) else 0
+
+
+# ---------------------------------------------------------------------------- HA
+HA_TARGET_RATE = 10_000  # registrations/s end to end over a UDP socket, one core
+HA_TARGET_BYTES = 2048  # memory per binding
+
+
+def _ha_with(n: int):
+    """An HA engine with n mobile nodes, each registered with three prefixes."""
+    import ipaddress
+
+    from conformance.codec import AuthExtension, PrefixRequest, RegistrationRequest, encode
+    from conformance.nodes.actions import ntp_time
+    from conformance.nodes.ha import HAConfig, HomeAgent, MobileNodeEntry
+
+    def hoa(i):
+        return f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+
+    def prefixes(i):
+        return [f"2001:db8:{i >> 8:x}:{(i & 255) << 8 | k:x}::/64" for k in range(3)]
+
+    entries = [MobileNodeEntry(hoa(i), 1000 + i, SAMPLE_KEY, [ipaddress.IPv6Network(
+        f"2001:db8:{i >> 8:x}:{(i & 255) << 8:x}::/56")]) for i in range(n)]
+    ha = HomeAgent(HAConfig("192.0.2.1", entries, max_lifetime=3600, replay_window=60))
+
+    def request(i, now):
+        req = RegistrationRequest(0, 3600, hoa(i), "192.0.2.1", "198.51.100.1", ntp_time(now),
+                                  [PrefixRequest.of(p) for p in prefixes(i)]
+                                  + [AuthExtension(32, 1000 + i)])
+        return encode(req, {32: SAMPLE_KEY})
+    return ha, request
+
+
+def _populated(n: int, measure_memory: bool):
+    """(ha, request builder, bytes per binding or None) with n MNs registered."""
+    import gc
+    import tracemalloc
+
+    ha, request = _ha_with(n)
+    if measure_memory:
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+    now = time.time()
+    for i in range(n):
+        ha.receive_udp(request(i, now), "127.0.0.1", 0, now)
+    per = None
+    if measure_memory:
+        per = (tracemalloc.get_traced_memory()[0] - base) / n
+        tracemalloc.stop()
+    if len(ha.bindings) != n:
+        raise AssertionError(f"only {len(ha.bindings)} of {n} registrations were accepted")
+    return ha, request, per
+
+
+def _overlap_rate(ha, n: int, seconds: float) -> float:
+    table = ha.table
+    probe = [(64, (0x20010DB8 << 32 | (i >> 8) << 16 | ((i & 255) << 8 | 1)))
+             for i in range(0, n, max(1, n // 1000))]
+    j = [0]
+
+    def one():
+        length, value = probe[j[0] % len(probe)]
+        j[0] += 1
+        table.conflict(length, value, "nobody")
+    return _rate(one, seconds)
+
+
+def _serve(ha, sock, stop_after: int):
+    """HA side of the UDP bench: receive, process, reply, until stop_after requests."""
+    for _ in range(stop_after):
+        data, (src, sport) = sock.recvfrom(2048)
+        for action in ha.receive_udp(data, src, sport, time.time()):
+            if type(action).__name__ == "SendUDP":
+                sock.sendto(action.payload, (action.dst, action.dport))
+
+
+def _udp_rate(ha, request, n_mns: int, count: int) -> float:
+    import multiprocessing
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    port = server.getsockname()[1]
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_serve, args=(ha, server, count), daemon=True)
+    proc.start()
+    try:
+        os_affinity(proc.pid, 0)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(5)
+        # Pre-built requests with fresh identifications (timestamps the HA accepts).
+        later = time.time() + 1
+        payloads = [request(i % n_mns, later + i * 1e-6) for i in range(count)]
+        window, sent, received = 32, 0, 0
+        start = time.perf_counter()
+        while received < count:
+            while sent < count and sent - received < window:
+                client.sendto(payloads[sent], ("127.0.0.1", port))
+                sent += 1
+            client.recv(2048)
+            received += 1
+        return count / (time.perf_counter() - start)
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+
+
+def os_affinity(pid: int, core: int) -> None:
+    import os
+
+    try:
+        if len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(pid, {core})
+    except (AttributeError, OSError):
+        pass
+
+
+def bench_ha(seconds: float) -> int:
+    count = max(2000, int(20000 * seconds))
+    print("HA bench: authenticated requests with three prefix requests (HMAC-MD5), one core")
+    ok, per = True, None
+    for n in (1_000, 100_000):
+        ha, request, measured = _populated(n, measure_memory=n == 100_000)
+        per = measured or per
+        rate = _udp_rate(ha, request, n, count)
+        overlap = _overlap_rate(ha, n, seconds / 2)
+        met = rate >= HA_TARGET_RATE
+        ok &= met
+        print(f"  {n:>7,} MNs: {rate:>9,.0f} registrations/s over UDP "
+              f"(target >= {HA_TARGET_RATE:,}: {'met' if met else 'MISSED'}); "
+              f"prefix overlap check {overlap:>11,.0f}/s")
+    met = per <= HA_TARGET_BYTES
+    ok &= met
+    print(f"  memory per binding at 100,000 MNs: {per:,.0f} bytes "
+          f"(target <= {HA_TARGET_BYTES:,}: {'met' if met else 'MISSED'})")
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------- tunnel
+def bench_tunnel(seconds: float) -> int:
+    """IPv6-in-IPv4 forwarding through the HA engine and adapter vs a bare raw-socket relay."""
+    import ipaddress
+    import os
+    import socket
+
+    from conformance.codec.packets import IPv6, addr6, ipv4_packet, parse_ipv4
+    from conformance.nodes.actions import SendIPv4
+    from conformance.nodes.ha import Binding, HAConfig, HomeAgent, MobileNodeEntry
+
+    if os.geteuid() != 0:
+        print("tunnel bench: needs root for raw sockets", file=sys.stderr)
+        return 2
+    ha = HomeAgent(HAConfig("127.0.0.1", [MobileNodeEntry("127.0.0.10", 1, SAMPLE_KEY, [
+        ipaddress.IPv6Network("2001:db8:10::/48")])]))
+    binding = Binding("127.0.0.10", "127.0.0.20", 1, 3600, time.time() + 3600, 0, True, False,
+                      "ipip", ("127.0.0.20", 434), None, {(64, 0x20010DB80010_0001): "coa"})
+    ha._install(binding, None)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_RAW, 41)  # drains what we send
+    sink.setblocking(False)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    packet = IPv6(addr6("2001:db8:ff::1"), addr6("2001:db8:10:1::5"), 59, bytes(1000)).to_bytes()
+
+    def drain():
+        try:
+            while True:
+                sink.recv(65535)
+        except BlockingIOError:
+            pass
+
+    def through_ha():
+        for action in ha.receive_ipv6(packet, 0.0):
+            if type(action) is SendIPv4:
+                raw.sendto(action.packet, (parse_ipv4(action.packet).dst, 0))
+
+    def bare():
+        out = ipv4_packet("127.0.0.1", "127.0.0.20", 41, packet)
+        raw.sendto(out, ("127.0.0.20", 0))
+
+    rates = {}
+    for name, fn in (("HA engine + adapter", through_ha), ("bare raw-socket relay", bare)):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(200):
+                fn()
+            count += 200
+            drain()
+        rates[name] = count / (time.perf_counter() - start)
+    print("tunnel bench: 1040-byte IPv6 packets into IPv6-in-IPv4 (protocol 41), one core")
+    for name, rate in rates.items():
+        print(f"  {name:<22}: {rate:>10,.0f} packets/s")
+    print(f"  HA path / bare relay : {rates['HA engine + adapter'] / rates['bare raw-socket relay']:.2f}")
+    return 0
+
+
+import sys  # noqa: E402

@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_ctl)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("target", choices=["codec"])
+    p.add_argument("target", choices=["codec", "ha", "tunnel"])
     p.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     p.set_defaults(func=_cmd_bench)

@@ -79,6 +79,14 @@ class MobileNodeEntry:
     allowed_prefixes: list[ipaddress.IPv6Network] = field(default_factory=list)
     implicit_prefixes: list[ipaddress.IPv6Network] = field(default_factory=list)
 
+    def __post_init__(self):
+        # Integer (length, value) keys: policy checks without ipaddress objects per request.
+        self.allowed_keys = [_key(n) for n in self.allowed_prefixes]
+
+    def allows(self, length: int, value: int) -> bool:
+        return any(length >= a_len and value >> (length - a_len) == a_value
+                   for a_len, a_value in self.allowed_keys)
+
 
 @dataclass
 class HAConfig:
@@ -121,11 +129,8 @@ class Binding:
         return self.care_of_address == self.home_address
 
     def prefix_texts(self) -> list[dict]:
-        out = []
-        for (length, value), mode in sorted(self.prefixes.items()):
-            net = ipaddress.IPv6Network((value << (128 - length) if length else 0, length))
-            out.append({"prefix": str(net), "tunnel": mode})
-        return out
+        return [{"prefix": _prefix_text(length, value), "tunnel": mode}
+                for (length, value), mode in sorted(self.prefixes.items())]
 
     def to_dict(self, now: float) -> dict:
         return {"home_address": self.home_address, "care_of_address": self.care_of_address,
@@ -139,6 +144,19 @@ class Binding:
 def _key(network: ipaddress.IPv6Network) -> tuple[int, int]:
     return network.prefixlen, int(network.network_address) >> (128 - network.prefixlen) \
         if network.prefixlen else 0
+
+
+def _request_key(req: PrefixRequest) -> tuple[int, int]:
+    length = req.prefix_length
+    return length, int.from_bytes(req.prefix, "big") >> (128 - length) if length else 0
+
+
+def _key_bytes(length: int, value: int) -> bytes:
+    return (value << (128 - length) if length else 0).to_bytes(16, "big")
+
+
+def _prefix_text(length: int, value: int) -> str:
+    return f"{text6(_key_bytes(length, value))}/{length}"
 
 
 def _network(length: int, value: int) -> ipaddress.IPv6Network:
@@ -322,24 +340,24 @@ class HomeAgent:
         """One reply per distinct prefix, in request order (RFC 5454 §3.3)."""
         extensions, prefixes, link_locals, events, seen = [], {}, set(), [], set()
         for req in requests:
-            key = req.key
+            length = req.prefix_length
+            key = _request_key(req) if length <= 128 else (length, req.prefix)
             if key in seen:
                 continue  # never two replies for the same prefix
             seen.add(key)
-            code = self._decide(entry, req, colocated, wants_coa)
+            code = self._decide(entry, req, key, colocated, wants_coa)
             if code <= 7:
-                if req.prefix_length == 255:
+                if length == 255:
                     link_locals.add(req.prefix)
                 else:
-                    prefixes[_key(req.network)] = "coa" if code == PREFIX_ACCEPT_COA else "hoa"
+                    prefixes[key] = "coa" if code == PREFIX_ACCEPT_COA else "hoa"
             else:
-                events.append(Event("prefix-rejected", {"home_address": entry.home_address,
-                                                        "prefix": str(req.network) if
-                                                        req.prefix_length <= 128 else
-                                                        req.prefix_text, "code": code}))
+                events.append(Event("prefix-rejected", {
+                    "home_address": entry.home_address, "code": code,
+                    "prefix": _prefix_text(*key) if length <= 128 else req.prefix_text}))
             reply = PrefixReply.answering(req, code)
-            if req.prefix_length <= 128 and not self._fault("ha.stray-bits-in-reply"):
-                reply.prefix = req.network.network_address.packed  # originator zeroes stray bits
+            if length <= 128 and not self._fault("ha.stray-bits-in-reply"):
+                reply.prefix = _key_bytes(*key)  # the originator zeroes stray bits
             if self._fault("ha.stray-bits-in-reply") and req.prefix_length < 128:
                 reply.prefix = reply.prefix[:15] + bytes((reply.prefix[15] | 1,))
             if self._fault("ha.wrong-prefix-echo") and req.prefix_length <= 64:
@@ -357,19 +375,15 @@ class HomeAgent:
                     extensions.append(PrefixReply(reply.code, reply.prefix_length, reply.prefix))
         return extensions, prefixes, link_locals, events
 
-    def _decide(self, entry: MobileNodeEntry, req: PrefixRequest, colocated: bool,
+    def _decide(self, entry: MobileNodeEntry, req: PrefixRequest, key, colocated: bool,
                 wants_coa: bool) -> int:
         length = req.prefix_length
         if length == 255:
             return PREFIX_ACCEPT_HOA if is_link_local(req.prefix) else PREFIX_REJECT_UNSPECIFIED
         if length > 128:
             return PREFIX_REJECT_UNSPECIFIED
-        network = req.network
-        allowed = any(network.subnet_of(a) for a in entry.allowed_prefixes) or _key(network) in \
-            self.delegations.get(entry.home_address, ())
-        if not allowed:
+        if not entry.allows(*key) and key not in self.delegations.get(entry.home_address, ()):
             return PREFIX_REJECT_PROHIBITED
-        key = _key(network)
         if not self._fault("ha.no-overlap-check") and \
                 self.table.conflict(key[0], key[1], entry.home_address) is not None:
             return PREFIX_REJECT_PROHIBITED
@@ -404,7 +418,7 @@ class HomeAgent:
         if self._fault("ha.no-route-announcement"):
             return None
         # RFC 5454 §3.3.1 / RFC 3963 §6.3: make the prefix reachable through the MN's tunnel.
-        return Event(name, {"prefix": str(_network(*key)), "home_address": binding.home_address,
+        return Event(name, {"prefix": _prefix_text(*key), "home_address": binding.home_address,
                             "care_of_address": binding.care_of_address})
 
     def _remove_binding(self, home_address: str, reason: str) -> list:
