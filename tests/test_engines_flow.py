@@ -183,3 +183,22 @@ def test_mld_join_over_hoa_tunnel_and_multicast_delivery():
     assert event.data["joined"] == ["ff0e::1:5"] and event.data["via"] == "hoa"
     net.from_cn(ping6("2001:db8:ff::1", "ff0e::1:5"))
     assert len(net.mn_received) == 1
+
+
+def test_neighbor_discovery_over_the_tunnel_rfc4213_3_8():
+    from conformance.codec.packets import icmpv6_packet, tunnel_link_local
+    from conformance.nodes.tunnel import encapsulate
+
+    net = MemNet()
+    net.mn_do("attach_colocated", COA)
+    mn_ll, ha_ll = tunnel_link_local(HOA), tunnel_link_local(HA)
+    ns = icmpv6_packet(mn_ll, ha_ll, 135, 0, bytes(4) + ha_ll, hop_limit=255)
+    _, middle = encapsulate(ns, True, HOA, HA, "ipip")
+    _, outer = encapsulate(middle, False, COA, HA, "ipip")
+    net.run("mn", [SendIPv4(outer)])
+    assert len(net.mn_received) == 1  # the HA's answer reached the MN's stack
+    advert = [a for frm, to, a in net.wire if frm == "ha" and isinstance(a, SendIPv4)][-1]
+    inner = parse_ipv6(parse_ipv4(parse_ipv4(advert.packet).payload).payload)
+    assert inner.next_header == 58 and inner.payload[0] == 136 and inner.hop_limit == 255
+    assert inner.payload[8:24] == ha_ll and inner.dst == mn_ll
+    assert len(inner.payload) == 24  # no link-layer address option on a tunnel

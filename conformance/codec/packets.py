@@ -224,3 +224,16 @@ def packet_too_big(router: bytes, original: bytes, mtu: int) -> bytes:
     src = original[8:24]
     body = struct.pack("!I", mtu) + original[:1280 - 48]
     return icmpv6_packet(router, src, 2, 0, body)
+
+
+ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT = 135, 136
+
+
+def neighbor_advert_for(solicit: IPv6, icmp: bytes, own: bytes) -> bytes | None:
+    """RFC 4861 §7.2.4 answer to a Neighbor Solicitation for `own`, without link-layer
+    address options (a tunnel has no link-layer addresses, RFC 4213 §3.8); None otherwise."""
+    if len(icmp) < 24 or icmp[0] != ND_NEIGHBOR_SOLICIT or bytes(icmp[8:24]) != own:
+        return None
+    flags = 0x60000000  # Solicited, Override (not a router flag: the tunnel is a host link)
+    body = struct.pack("!I", flags) + own
+    return icmpv6_packet(own, solicit.src, ND_NEIGHBOR_ADVERT, 0, body, hop_limit=255)

@@ -22,7 +22,7 @@ from conformance.codec import dhcpv6 as dh
 from conformance.codec.mld import parse_mld
 from conformance.codec.packets import (
     PROTO_GRE, PROTO_ICMPV6, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
-    IPv6, is_link_local, is_multicast, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
+    IPv6, is_link_local, is_multicast, neighbor_advert_for, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
     parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
 )
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
@@ -640,6 +640,11 @@ class HomeAgent:
                                              "left": sorted(text6(g) for g in left),
                                              "via": "hoa" if outer_src ==
                                              binding.home_address else "coa"})]
+        if proto == PROTO_ICMPV6:
+            advert = neighbor_advert_for(ip6, data, self.link_local)
+            if advert is not None:  # RFC 4213 §3.8: neighbor discovery over the tunnel
+                return self._tunnel_to(binding, advert, "hoa" if outer_src ==
+                                       binding.home_address else "coa")
         if proto == PROTO_UDP:
             try:
                 sport, dport, body = parse_udp(data)

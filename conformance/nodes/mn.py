@@ -19,7 +19,7 @@ from conformance.codec import dhcpv6 as dh
 from conformance.codec.mld import mldv2_report
 from conformance.codec.packets import (
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, addr6,
-    is_link_local, parse_gre, parse_ipv4, parse_ipv6, parse_udp, text6, tunnel_link_local,
+    is_link_local, neighbor_advert_for, parse_gre, parse_ipv4, parse_ipv6, parse_udp, text6, tunnel_link_local,
     udp6_packet, upper_layer,
 )
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
@@ -453,6 +453,11 @@ class MobileNode:
 
     def _inner_ipv6(self, packet: bytes, via: str, now: float) -> list:
         ip6 = parse_ipv6(packet)
+        if ip6.next_header == 58:
+            own = tunnel_link_local(self.config.home_address)
+            advert = neighbor_advert_for(ip6, ip6.payload, own)
+            if advert is not None:  # RFC 4213 §3.8: neighbor discovery over the tunnel
+                return self._encapsulate(advert, "hoa")
         if ip6.next_header == PROTO_UDP:
             sport, dport, body = parse_udp(ip6.payload)
             if dport == dh.CLIENT_PORT:
