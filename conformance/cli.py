@@ -99,6 +99,39 @@ def _cmd_ctl(args) -> int:
     return 1 if "error" in reply else 0
 
 
+def _cmd_lab(args) -> int:
+    from conformance.lab import builtin
+    from conformance.lab.netns import LabError
+
+    try:
+        if args.action == "up":
+            info = builtin.lab_up(args.mgmt_subnet)
+            if args.json:
+                print(json.dumps(info, indent=2))
+            else:
+                print(info["testbed"])
+            return 0
+        if args.action == "down":
+            removed = builtin.lab_down(args.prefix)
+            print(f"removed {len(removed)} lab(s)" + (f": {', '.join(removed)}" if removed
+                                                      else ""))
+            return 0
+        labs = builtin.lab_status()
+        if args.json:
+            print(json.dumps(labs, indent=2))
+        elif not labs:
+            print("no built-in lab exists")
+        for lab in labs:
+            present = sum(lab["namespaces"].values())
+            print(f"{lab['prefix']}: {lab['state']} (owner {lab['owner']}), management "
+                  f"{lab['mgmt_subnet']}, {present}/{len(lab['namespaces'])} namespaces, "
+                  f"testbed {lab['testbed']}")
+        return 0
+    except LabError as exc:
+        print(f"dsmip4 lab {args.action}: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsmip4", description="Dual-Stack Mobile IPv4 "
                                      "(RFC 5454) conformance suite")
@@ -128,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "| deregister | home | join GROUP | stop")
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=_cmd_ctl)
+
+    p = sub.add_parser("lab", help="the built-in lab of network namespaces")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--mgmt-subnet", help="management subnet (default: a free /27 of "
+                   "198.51.100.0/24)")
+    p.add_argument("--prefix", help="with down: only the lab with this prefix")
+    p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
     p.add_argument("target", choices=["codec", "ha", "tunnel"])
