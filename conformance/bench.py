@@ -60,6 +60,9 @@ def run(target: str, seconds: float = 1.0, check: bool = False) -> int:
         return result if check or result > 1 else 0
     if target == "tunnel":
         return bench_tunnel(seconds)
+    if target == "lab":
+        result = bench_lab()
+        return result if check else 0
     r = bench_codec(seconds)
     ok_rate = r["codec_rate"] >= CODEC_TARGET_RATE
     ok_ratio = r["ratio"] >= CODEC_TARGET_RATIO
@@ -269,3 +272,40 @@ def bench_tunnel(seconds: float) -> int:
 
 
 import sys  # noqa: E402
+
+
+# ---------------------------------------------------------------------------- lab
+LAB_TARGET_SECONDS = 3.0
+
+
+def bench_lab(rounds: int = 3) -> int:
+    """Built-in lab up, SSH connect (host keys checked) to every host, down."""
+    from conformance.lab.builtin import BuiltinLab
+    from conformance.lab.ssh import SSHHost
+    from conformance.lab.testbed import load_testbed
+
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        lab = BuiltinLab().up()
+        try:
+            up = time.perf_counter()
+            testbed = load_testbed(lab.testbed_path)
+            hosts = [SSHHost(spec).connect() for spec in testbed.hosts.values()]
+            for host in hosts:
+                host.run("true", 5, check=True)
+                host.close()
+            connected = time.perf_counter()
+        finally:
+            lab.down()
+        done = time.perf_counter()
+        times.append((up - start, connected - up, done - connected, done - start))
+    best = min(times, key=lambda t: t[3])
+    worst = max(t[3] for t in times)
+    met = worst < LAB_TARGET_SECONDS
+    print(f"lab bench: {rounds} rounds of built-in lab up + SSH to 4 hosts + down")
+    print(f"  best : up {best[0]:.2f} s, connect {best[1]:.2f} s, down {best[2]:.2f} s, "
+          f"total {best[3]:.2f} s")
+    print(f"  worst total {worst:.2f} s (target < {LAB_TARGET_SECONDS:.0f} s: "
+          f"{'met' if met else 'MISSED'})")
+    return 0 if met else 1

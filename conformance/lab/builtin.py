@@ -182,6 +182,13 @@ class BuiltinLab:
             return sock.connect_ex((address, 22)) == 0
 
     def _write_testbed(self) -> None:
+        # The lab hosts share this machine's files: they run the controller's Python, with
+        # this checkout importable, so the reference nodes need no installation there.
+        python = self.dir / "python"
+        root = Path(__file__).resolve().parents[2]
+        python.write_text(f"#!/bin/sh\nPYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} "
+                          f"exec {sys.executable} \"$@\"\n")
+        python.chmod(0o755)
         hosts = {}
         for i, host in enumerate(HOSTS):
             interfaces = {name: {"addresses": addrs}
@@ -193,7 +200,7 @@ class BuiltinLab:
             hosts[host] = {
                 "management": {"address": self.mgmt_address(i), "port": 22, "user": "root",
                                "key_file": "client_key", "known_hosts": "known_hosts"},
-                "roles": [host], "python": sys.executable,
+                "roles": [host], "python": str(python),
                 "workdir": f"/tmp/dsmip4-{self.net.prefix}/{host}",
                 "interfaces": interfaces}
         data = {"testbed": {"name": f"builtin-{self.net.prefix}",

@@ -1,0 +1,199 @@
+"""The built-in lab end to end: namespaces with sshd, SSH with host-key checking, the reference
+HA and FA started from their profiles, a registration sent by the agent on the mn host through
+the fa host and answered, its pcap fetched, and nothing left behind."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _lab_possible():
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    missing = [tool for tool in ("ip", "tcpdump", "ssh-keygen") if not shutil.which(tool)]
+    if missing or not Path("/usr/sbin/sshd").exists():
+        return f"needs {', '.join(missing) or 'openssh-server'} (make setup installs them)"
+    return None
+
+
+reason = _lab_possible()
+if reason and os.environ.get("DSMIP4_REQUIRE_TOOLS"):
+    pytest.fail(reason, pytrace=False)
+pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
+
+from conformance.codec import (  # noqa: E402
+    AuthExtension, PrefixRequest, RegistrationRequest, decode, encode,
+)
+from conformance.lab import builtin, topology  # noqa: E402
+from conformance.lab.agent_client import Agent  # noqa: E402
+from conformance.lab.device import Device, DeviceCrashed  # noqa: E402
+from conformance.lab.netns import LabError, run  # noqa: E402
+from conformance.lab.profile import load_profile  # noqa: E402
+from conformance.lab.ssh import SSHHost  # noqa: E402
+from conformance.lab.testbed import load_testbed  # noqa: E402
+from conformance.nodes.actions import ntp_time  # noqa: E402
+from conformance.waiting import wait_for  # noqa: E402
+
+KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
+def _leftovers(prefix: str) -> list[str]:
+    names = run("ip", "netns", "list").stdout + run("ip", "-br", "link").stdout
+    return [line for line in names.splitlines() if prefix in line]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    lab = builtin.BuiltinLab().up()
+    testbed = load_testbed(lab.testbed_path)
+    hosts = {name: SSHHost(spec).connect() for name, spec in testbed.hosts.items()}
+    yield lab, testbed, hosts
+    for host in hosts.values():
+        host.close()
+    lab.down()
+    assert _leftovers(lab.net.prefix) == []
+    assert not lab.net.state_file.exists() and not lab.dir.exists()
+
+
+def test_every_host_answers_over_ssh_and_is_healthy(lab):
+    _, testbed, hosts = lab
+    for name, host in hosts.items():
+        health = host.health()
+        assert health["ok"], health
+        result = host.run("ip -br addr show eth0", 5)
+        assert result.ok and result.duration < 5
+        expected = testbed.hosts[name].interfaces["eth0"].addresses[0].split("/")[0]
+        assert expected in result.stdout
+
+
+def test_unknown_host_key_is_rejected(lab, tmp_path):
+    _, testbed, _ = lab
+    spec = testbed.hosts["ha"]
+    wrong = tmp_path / "known_hosts"
+    other = testbed.hosts["fa"].management.address
+    lines = Path(spec.management.known_hosts).read_text().splitlines()
+    fa_key = next(line for line in lines if line.startswith(other + " "))
+    wrong.write_text(fa_key.replace(other, spec.management.address, 1) + "\n")
+    spec.management.known_hosts = str(wrong)
+    try:
+        with pytest.raises(LabError, match="host key"):
+            SSHHost(spec).connect()
+        wrong.write_text("")
+        with pytest.raises(LabError):
+            SSHHost(spec).connect()
+    finally:
+        spec.management.known_hosts = str(Path(testbed.path).parent / "known_hosts")
+
+
+def test_command_deadline_and_background_processes(lab):
+    _, _, hosts = lab
+    host = hosts["cn"]
+    from conformance.lab.ssh import CommandTimeout
+
+    with pytest.raises(CommandTimeout):
+        host.run("sleep 10.123", timeout=0.5)
+    # The remote command did not outlive the deadline.
+    assert host.run("pgrep -f '^sleep 10.123' || true", 5).stdout.strip() == ""
+    big = host.run("head -c 3000000 /dev/zero | tr '\\0' a; head -c 3000000 /dev/zero | "
+                   "tr '\\0' b >&2", 20)
+    assert len(big.stdout) == 3_000_000 and len(big.stderr) == 3_000_000
+    pid = host.start_background("sleep 60", "/tmp/bg-test.log")
+    assert host.alive(pid)
+    host.stop_background(pid)
+    assert not host.alive(pid)
+
+
+def test_reference_ha_as_device_answers_a_registration_through_the_fa(lab, tmp_path):
+    _, testbed, hosts = lab
+    ha = Device(load_profile(ROOT / "fixtures/profiles/reference-ha.yaml"), hosts["ha"])
+    fa = Device(load_profile(ROOT / "fixtures/profiles/reference-fa.yaml"), hosts["fa"])
+    agent = Agent(hosts["mn"]).start()
+    try:
+        for device in (ha, fa):
+            device.install()
+            device.configure()
+            device.start()
+        assert ha.state("bindings") == []  # an empty table, read successfully
+        capture = agent.capture_start("eth0", "registration")
+        mark = agent.listen("eth0")
+        request = RegistrationRequest(0, 600, topology.HOA, topology.HA, topology.FA,
+                                      ntp_time(__import__("time").time()),
+                                      [PrefixRequest.of("2001:db8:10:1::/64"),
+                                       AuthExtension(32, 256)])
+        agent.send_udp(topology.HOA, topology.FA, encode(request, {32: KEY}))
+        seen = agent.wait("eth0", {"src": topology.FA, "dport": 434}, 3.0, mark)
+        assert seen["matched"], seen
+        packet = bytes.fromhex(seen["packet"])
+        reply = decode(packet[28:])
+        assert reply.code == 0 and reply.prefix_replies[0].code == 0
+        pcap = agent.capture_stop(capture, str(tmp_path / "registration.pcap"))
+        from scapy.utils import rdpcap
+
+        from conformance.scapy_layers import DSMIPRegistrationReply, DSMIPv4PrefixRequest
+
+        packets = rdpcap(pcap)
+        assert any(p.haslayer(DSMIPv4PrefixRequest) for p in packets)
+        assert any(p.haslayer(DSMIPRegistrationReply) for p in packets)
+        [binding] = ha.state("bindings")
+        assert binding["care_of_address"] == topology.FA
+        assert binding["prefixes"] == [{"prefix": "2001:db8:10:1::/64", "tunnel": "hoa"}]
+        visitors = fa.state("visitors")
+        assert [v["home_address"] for v in visitors] == [topology.HOA]
+
+        # A crash is noticed, reported with the last log lines, and the device restarted.
+        hosts["ha"].run(f"kill -9 {ha.pid}", 5)
+        with pytest.raises(DeviceCrashed) as info:
+            ha.check_alive()
+        assert info.value.last_log and "registration-accepted" in "\n".join(
+            info.value.last_log + [str(c) for c in ha.crashes])
+        ha.check_alive()  # healthy again after the restart
+        assert ha.state("bindings") == []
+    finally:
+        agent.stop()
+        for device in (ha, fa):
+            device.stop()
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "conformance", *args], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_cli_lab_up_status_down_and_sigkilled_keeper_is_cleaned_up():
+    import json
+
+    up = _cli("lab", "up", "--json")
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    other = builtin.BuiltinLab().up()  # a second lab, side by side
+    try:
+        assert info["mgmt_subnet"] != str(other.mgmt)
+        assert load_testbed(info["testbed"]).hosts["ha"].management.address
+        status = _cli("lab", "status", "--json")
+        labs = {lab["prefix"]: lab for lab in json.loads(status.stdout)}
+        assert labs[info["prefix"]]["state"] == "up"
+        os.kill(info["keeper"], signal.SIGKILL)
+        wait_for(lambda: {lab["prefix"]: lab for lab in builtin.lab_status()}[info["prefix"]]
+                 ["state"] == "stale", 5, "the killed lab to show as stale")
+        down = _cli("lab", "down", "--prefix", info["prefix"])
+        assert down.returncode == 0 and info["prefix"] in down.stdout
+        assert _leftovers(info["prefix"]) == []
+        assert other.net.ns("ha") in run("ip", "netns", "list").stdout  # untouched
+    finally:
+        other.down()
+        builtin.lab_down(info["prefix"])
+    assert _leftovers(other.net.prefix) == [] and _leftovers(info["prefix"]) == []
+
+
+def test_management_subnet_collision_is_a_clear_error(lab):
+    built, _, _ = lab
+    with pytest.raises(LabError, match="--mgmt-subnet") as info:
+        builtin.choose_mgmt_subnet(str(built.mgmt))
+    assert str(built.mgmt) in str(info.value)
