@@ -133,6 +133,12 @@ def _cmd_lab(args) -> int:
         return 2
 
 
+def _cmd_run(args) -> int:
+    from conformance.runner import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsmip4", description="Dual-Stack Mobile IPv4 "
                                      "(RFC 5454) conformance suite")
@@ -162,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "| deregister | home | join GROUP | stop")
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=_cmd_ctl)
+
+    p = sub.add_parser("run", help="run the conformance suite (default: built-in lab, "
+                       "reference implementation in every role)")
+    p.add_argument("--testbed", action="append", help="testbed file (default: the built-in lab)")
+    p.add_argument("--dut", action="append", help="device profile under test, one per role")
+    p.add_argument("--role", action="append", choices=["ha", "mn", "fa"])
+    p.add_argument("--requirement", action="append", help="only cases checking this id")
+    p.add_argument("--section", action="append", help="only cases of this RFC section")
+    p.add_argument("--case", action="append", help="only this case id")
+    p.add_argument("--out", help="report folder (default reports/<run-id>)")
+    p.add_argument("--expected-failures", help="per-device expected-failure file (YAML)")
+    p.add_argument("--strict", action="store_true", help="NON-STRICT verdicts fail the run")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("lab", help="the built-in lab of network namespaces")
     p.add_argument("action", choices=["up", "down", "status"])

@@ -42,7 +42,7 @@ def test_register_two_prefixes_through_fa_and_ping_both_ways():
     middle = parse_ipv4(outer.payload)
     assert (middle.src, middle.dst, middle.proto) == (HA, HOA, 41)
     assert len(net.mn_received) == 1
-    assert parse_ipv6(net.mn_received[0]).hop_limit == 63  # the HA forwarded it: one hop
+    assert parse_ipv6(net.mn_received[0]).hop_limit == 64  # the tunnel is one link
 
     # MN -> CN: IPv6 in IPv4 from the HoA, accepted and forwarded by the HA.
     net.mn_do("send_ipv6", ping6("2001:db8:10:2::5", "2001:db8:ff::1"))

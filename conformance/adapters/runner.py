@@ -81,7 +81,11 @@ class NodeRunner:
 
     # ------------------------------------------------------------------ actions
     def apply(self, actions) -> None:
-        for action in actions:
+        # Events first: routes and addresses must be in place before the reply that tells a
+        # peer it may now send (a reply racing its own route is a lost first packet).
+        ordered = [a for a in actions if isinstance(a, Event)] + \
+            [a for a in actions if not isinstance(a, Event)]
+        for action in ordered:
             try:
                 self._apply_one(action)
             except OSError as exc:

@@ -156,6 +156,12 @@ class Agent:
         self._raw().sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
         return {"sent": len(packet)}
 
+    def op_send_ip6(self, req):
+        packet = bytes.fromhex(req["packet"])
+        with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+            sock.sendto(packet, (socket.inet_ntop(socket.AF_INET6, packet[24:40]), 0))
+        return {"sent": len(packet)}
+
     def op_send_frame(self, req):
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
             sock.bind((req["iface"], 0))

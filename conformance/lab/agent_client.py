@@ -78,6 +78,9 @@ class Agent:
     def send_ip(self, packet: bytes) -> None:
         self.call("send_ip", packet=packet.hex())
 
+    def send_ip6(self, packet: bytes) -> None:
+        self.call("send_ip6", packet=packet.hex())
+
     def listen(self, iface: str) -> int:
         return self.call("listen", iface=iface)["mark"]
 

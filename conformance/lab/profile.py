@@ -51,7 +51,9 @@ class StateReader:
                 data = json.loads(text)
             except ValueError as exc:
                 raise StateParseError(f"not JSON: {exc}: {text[:200]!r}") from exc
-            if self.path:
+            if self.path == ".":
+                data = [data] if isinstance(data, dict) else data
+            elif self.path:
                 for part in self.path.split("."):
                     if not isinstance(data, dict) or part not in data:
                         raise StateParseError(f"no key {self.path!r} in {text[:200]!r}")

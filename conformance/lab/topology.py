@@ -15,13 +15,15 @@ from conformance.lab.netns import Netns
 HA = "203.0.113.1"
 FA = "203.0.113.65"
 HOA = "203.0.113.10"
+HOA2 = "203.0.113.11"  # a second mobile node, played by the suite from the same host
 COA = "203.0.113.70"
 CN6 = "2001:db8:ff::1"
 HA6 = "2001:db8:ff::2"
 FA_TRANSIT, HA_TRANSIT = "203.0.113.193", "203.0.113.194"
 
 HOSTS = {
-    "mn": {"interfaces": {"eth0": [f"{HOA}/32", f"{COA}/26"]}, "link": "foreign"},
+    "mn": {"interfaces": {"eth0": [f"{HOA}/32", f"{COA}/26", f"{HOA2}/32"]},
+           "link": "foreign"},
     "fa": {"interfaces": {"eth0": [f"{FA}/26"], "eth1": [f"{FA_TRANSIT}/30"]}},
     "ha": {"interfaces": {"lo": [f"{HA}/32"], "eth0": [f"{HA_TRANSIT}/30"],
                           "eth1": [f"{HA6}/64"]}},

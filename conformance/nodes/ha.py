@@ -52,7 +52,7 @@ HA_FAULTS = {
     "ha.keep-after-expiry": "RFC5454-3.8-D1",
     "ha.stray-bits-in-reply": "RFC5454-2.2-01",
     "ha.nonzero-reply-reserved": "RFC5454-2.2-F2",
-    "ha.no-hop-limit-decrement": "RFC4213-3.3-01",
+    "ha.tunnel-counts-as-hop": "RFC4213-3.3-01",
     "ha.no-ecn-copy": "RFC5454-3.6-05",
     "ha.no-packet-too-big": "RFC5454-3.6-03",
     "ha.no-route-announcement": "RFC5454-3.3.1-01",
@@ -469,7 +469,9 @@ class HomeAgent:
         binding = self.bindings.get(owner) if owner else None
         if binding is None:
             return []
-        out = packet if self._fault("ha.no-hop-limit-decrement") else forwarded(packet)
+        # The IP stack that routed the packet here already counted the HA's hop; the tunnel is
+        # one link (RFC 4213 §3.3), so encapsulation leaves the hop limit alone.
+        out = forwarded(packet) if self._fault("ha.tunnel-counts-as-hop") else packet
         if out is None:
             return [Event("hop-limit-exceeded", {"dst": ip6.dst_text}, "info")]
         if len(out) > self.config.tunnel_mtu and not self._fault("ha.no-packet-too-big"):
@@ -510,7 +512,7 @@ class HomeAgent:
     def _multicast_out(self, packet: bytes, ip6: IPv6) -> list:
         if self._fault("ha.no-multicast-forwarding") or ip6.dst[1] & 0x0F <= 2:
             return []  # link-scoped groups stay on the home link
-        out = forwarded(packet)
+        out = packet
         actions = []
         for binding in self.bindings.values():
             if ip6.dst in binding.groups and out is not None:
@@ -612,7 +614,8 @@ class HomeAgent:
         self.stats["tunnelled_in"] += 1
         if ip6.dst == self.link_local or is_multicast(ip6.dst) and ip6.dst[1] & 0x0F <= 2:
             return self._local_ipv6(binding, outer_src, ip6, now)
-        out = forwarded(packet)
+        # Decapsulated as received (RFC 4213 §3.3); the IP stack forwards and counts the hop.
+        out = forwarded(packet) if self._fault("ha.tunnel-counts-as-hop") else packet
         return [DeliverIPv6(out)] if out else []
 
     def _security_exception(self, binding, outer_src, outer_dst, inner_src, inner_dst, why):

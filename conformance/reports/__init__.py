@@ -1,0 +1,1 @@
+"""Traceable reports of a conformance run: results.json, junit.xml, allure-results, report.html."""

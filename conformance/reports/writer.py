@@ -1,0 +1,207 @@
+"""Write results.json, junit.xml and report.html for a run (allure-results come from
+allure-pytest, fed by the plugin)."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from conformance import RFC, __version__
+from conformance.suite.verdict import Verdict, rollup
+
+VERDICT_ORDER = [v.value for v in Verdict]
+
+
+def _requirements(state, cases) -> list[dict]:
+    by_req: dict[str, list[dict]] = {}
+    for case in cases:
+        for req in case["requirements"]:
+            by_req.setdefault(req, []).append(case)
+    out = []
+    for req in state.catalog.requirements:
+        mine = by_req.get(req.id, [])
+        verdict = rollup([Verdict(c["verdict"]) for c in mine])
+        if verdict is None:
+            verdict_text = "UNTESTABLE" if req.testable == "no" else "NOT-RUN"
+        else:
+            verdict_text = verdict.value
+        out.append({**req.to_dict(), "verdict": verdict_text,
+                    "cases": [{"id": c["id"], "verdict": c["verdict"]} for c in mine]})
+    return out
+
+
+def _manifest(out: Path) -> dict:
+    manifest = {}
+    for path in sorted((out / "evidence").rglob("*")):
+        if path.is_file():
+            manifest[str(path.relative_to(out))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return manifest
+
+
+def write_reports(state) -> dict:
+    out: Path = state.out
+    cases = state.cases
+    ended = time.time()
+    counts = Counter(c["verdict"] for c in cases)
+    by_role = {}
+    for c in cases:
+        by_role.setdefault(c["role"], Counter())[c["verdict"]] += 1
+    by_level = {}
+    for c in cases:
+        level = state.catalog[c["requirements"][0]].level
+        by_level.setdefault(level, Counter())[c["verdict"]] += 1
+    duts = {role: p.to_dict() for role, p in state.profiles.items()}
+    if not state.explicit_duts:
+        from conformance.suite.plugin import _ref
+
+        duts = {role: _ref(role).to_dict() for role in ("ha", "mn", "fa")}
+    requirements = _requirements(state, cases)
+    summary = {"counts": {k: counts[k] for k in VERDICT_ORDER if counts[k]},
+               "duration": round(ended - state.started, 3),
+               "protocol_wait": round(sum(c.get("waited", 0) for c in cases), 3),
+               "by_role": {r: dict(v) for r, v in by_role.items()},
+               "by_level": {lvl: dict(v) for lvl, v in by_level.items()},
+               "requirements": dict(Counter(r["verdict"] for r in requirements))}
+    manifest = _manifest(out)
+    results = {"run": {"id": state.run_id, "suite": "dsmip4-conformance",
+                       "suite_version": __version__, "rfc": RFC,
+                       "devices": duts, "testbed": state.testbed.to_dict() if state.testbed
+                       else None, "start": _iso(state.started), "end": _iso(ended),
+                       "expected_failures": state.expected.path, "strict": state.strict},
+               "summary": summary, "cases": cases, "requirements": requirements,
+               "manifest": manifest}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    _junit(out / "junit.xml", cases, summary)
+    (out / "report.html").write_text(render_html(results))
+    return summary
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _junit(path: Path, cases: list[dict], summary: dict) -> None:
+    suite = ET.Element("testsuite", name="dsmip4-conformance", tests=str(len(cases)),
+                       failures=str(sum(c["verdict"] in ("FAIL", "XPASS") for c in cases)),
+                       errors=str(sum(c["verdict"] == "ERROR" for c in cases)),
+                       skipped=str(sum(c["verdict"] in ("NOT-APPLICABLE", "INCONCLUSIVE",
+                                                        "XFAIL") for c in cases)),
+                       time=str(summary["duration"]))
+    for c in cases:
+        tc = ET.SubElement(suite, "testcase", classname=f"{c['role']}.{c['section']}",
+                           name=c["id"], time=str(c.get("duration", 0)))
+        props = ET.SubElement(tc, "properties")
+        ET.SubElement(props, "property", name="verdict", value=c["verdict"])
+        ET.SubElement(props, "property", name="requirements", value=",".join(c["requirements"]))
+        ET.SubElement(props, "property", name="rerun", value=c["rerun"])
+        verdict = c["verdict"]
+        if verdict in ("FAIL", "XPASS"):
+            ET.SubElement(tc, "failure", message=f"{verdict}: {c['message'][:200]}").text = \
+                c["message"] + f"\nrerun: {c['rerun']}"
+        elif verdict == "ERROR":
+            ET.SubElement(tc, "error", message=c["message"][:200]).text = c["message"]
+        elif verdict in ("NOT-APPLICABLE", "INCONCLUSIVE", "XFAIL"):
+            ET.SubElement(tc, "skipped", message=f"{verdict}: {c['message'][:200]}")
+        elif verdict == "NON-STRICT":
+            ET.SubElement(tc, "system-out").text = f"NON-STRICT: {c['message']}"
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#bf8700", "ERROR": "#8250df",
+           "INCONCLUSIVE": "#57606a", "NOT-APPLICABLE": "#8c959f", "XFAIL": "#0969da",
+           "XPASS": "#cf222e", "NOT-RUN": "#d0d7de", "UNTESTABLE": "#d0d7de"}
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1f2328}
+header{background:#0d1117;color:#fff;padding:18px 28px}
+header h1{margin:0 0 4px;font-size:22px} header p{margin:2px 0;color:#c9d1d9}
+main{padding:18px 28px} h2{border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:28px}
+table{border-collapse:collapse;width:100%;margin:8px 0} td,th{border:1px solid #d0d7de;
+padding:4px 8px;text-align:left;vertical-align:top} th{background:#f6f8fa}
+.v{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;
+font-size:12px;white-space:nowrap} .counts span{margin-right:10px}
+pre{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap;font-size:12px}
+.case{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;margin:14px 0}
+.seq td{font-family:ui-monospace,monospace;font-size:12px} .arrow{color:#57606a}
+small{color:#57606a} .grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+"""
+
+
+def _v(verdict: str) -> str:
+    return (f'<span class="v" style="background:{COLOURS.get(verdict, "#57606a")}">'
+            f'{html.escape(verdict)}</span>')
+
+
+def _counts_table(title: str, data: dict) -> str:
+    verdicts = [v for v in VERDICT_ORDER if any(v in row for row in data.values())]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th>" + "".join(
+        f"<td>{row.get(v, '')}</td>" for v in verdicts) + "</tr>" for k, row in data.items())
+    return (f"<table><tr><th>{title}</th>" + "".join(f"<th>{_v(v)}</th>" for v in verdicts)
+            + f"</tr>{rows}</table>")
+
+
+def render_html(results: dict) -> str:
+    run, summary = results["run"], results["summary"]
+    e = html.escape
+    devices = "".join(f"<p>{e(role.upper())}: <b>{e(str(d.get('name')))}</b> "
+                      f"{e(str(d.get('vendor', '')))} {e(str(d.get('model', '')))} "
+                      f"{e(str(d.get('version', '')))}</p>" for role, d in run["devices"].items())
+    counts = "".join(f"<span>{_v(k)} {v}</span>" for k, v in summary["counts"].items())
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>DSMIPv4 conformance "
+             f"report {e(run['id'])}</title><style>{CSS}</style></head><body>",
+             f"<header><h1>Dual-Stack Mobile IPv4 ({e(run['rfc'])}) conformance report</h1>"
+             f"<p>Suite {e(run['suite'])} {e(run['suite_version'])} · run {e(run['id'])} · "
+             f"{e(run['start'])} → {e(run['end'])}</p>{devices}"
+             f"<p>Testbed: {e(str((run.get('testbed') or {}).get('name')))}</p></header><main>",
+             f"<h2>Certificate summary</h2><p class='counts'>{counts}</p>"
+             f"<p>{summary['duration']:.1f} s in all, {summary['protocol_wait']:.1f} s of it "
+             f"in protocol waits.</p><div class='grid'>"
+             f"{_counts_table('level', summary['by_level'])}"
+             f"{_counts_table('role', summary['by_role'])}</div>"]
+    req_counts = "".join(f"<span>{_v(k)} {v}</span>" for k, v in
+                         sorted(summary["requirements"].items()))
+    parts.append(f"<h2>Traceability matrix</h2><p class='counts'>Requirements: {req_counts}</p>"
+                 "<table><tr><th>Requirement</th><th>Level</th><th>Roles</th><th>Text</th>"
+                 "<th>Verdict</th><th>Cases</th></tr>")
+    for r in results["requirements"]:
+        cases = " ".join(f"<a href='#{e(c['id'])}'>{e(c['id'])}</a> {_v(c['verdict'])}"
+                         for c in r["cases"])
+        if not r["cases"] and r["testable"] == "no":
+            cases = f"<small>not testable: {e(r.get('reason', ''))}</small>"
+        parts.append(f"<tr id='req-{e(r['id'])}'><td><b>{e(r['id'])}</b><br><small>"
+                     f"{e(r['rfc'])} §{e(r['section'])}</small></td><td>{e(r['level'])}</td>"
+                     f"<td>{e(', '.join(r['roles']))}</td><td>{e(r['text'])}</td>"
+                     f"<td>{_v(r['verdict'])}</td><td>{cases}</td></tr>")
+    parts.append("</table><h2>Test cases</h2>")
+    for c in results["cases"]:
+        seq = "".join(f"<tr><td>{i + 1}</td><td>{e(t['from'])}</td><td class='arrow'>→</td>"
+                      f"<td>{e(t['to'])}</td><td>{e(t['what'])}</td></tr>"
+                      for i, t in enumerate(c.get("trace", [])))
+        checks = "".join(f"<tr><td>{'✔' if k['ok'] else '✘'}</td><td>{e(k['check'])}</td>"
+                         f"<td>{e(', '.join(k['requirements']))}</td><td>{e(k['expected'])}</td>"
+                         f"<td>{e(str(k['actual']))}</td></tr>" for k in c.get("checks", []))
+        evidence = "".join(f"<li>{e(k)}: <code>{e(str(v))}</code></li>"
+                           for k, v in c.get("evidence", {}).items() if isinstance(v, str))
+        why = "" if c["verdict"] in ("PASS",) else \
+            f"<h4>Why: {_v(c['verdict'])}</h4><pre>{e(c['message'])}</pre>"
+        parts.append(
+            f"<div class='case' id='{e(c['id'])}'><h3>{e(c['id'])} {_v(c['verdict'])} "
+            f"{e(c['title'])}</h3><p><b>Test purpose.</b> {e(c['purpose'])}</p>"
+            f"<p><small>{e(c['file'])} · role {e(c['role'].upper())} · §{e(c['section'])} · "
+            f"requirements {', '.join(f'<a href=#req-{e(r)}>{e(r)}</a>' for r in c['requirements'])}"
+            f" · {c.get('duration', 0):.2f} s</small></p>"
+            + (f"<h4>Sequence</h4><table class='seq'>{seq}</table>" if seq else "")
+            + (f"<h4>Checks</h4><table><tr><th></th><th>check</th><th>requirements</th>"
+               f"<th>expected</th><th>actual</th></tr>{checks}</table>" if checks else "")
+            + why + f"<p><small>Rerun: <code>{e(c['rerun'])}</code></small></p>"
+            + (f"<details><summary>Evidence</summary><ul>{evidence}</ul></details>"
+               if evidence else "") + "</div>")
+    manifest = "".join(f"<tr><td><code>{e(k)}</code></td><td><code>{v}</code></td></tr>"
+                       for k, v in results["manifest"].items())
+    parts.append(f"<h2>Evidence manifest (SHA-256)</h2><table>{manifest}</table>"
+                 "</main></body></html>")
+    return "".join(parts)

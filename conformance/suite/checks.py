@@ -1,0 +1,341 @@
+"""Named checks a test case applies to what it observed.
+
+Each check takes the run context, the observed subject (a decoded message, a packet, a state
+table) and the arguments from the YAML, and returns (ok, expected, actual). The requirement
+ids come from the test case; the check only judges.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from conformance.codec import (
+    PrefixReply, PrefixRequest, TunnelingMode, UDPTunnelRequest, verify_authenticator,
+)
+from conformance.codec.packets import parse_ipv4, parse_ipv6, text6
+
+CHECKS = {}
+
+
+def check(fn):
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+def _codes(args, default=None):
+    if "in" in args:
+        return set(args["in"])
+    if "equals" in args:
+        return {args["equals"]}
+    if args.get("accept"):
+        return set(range(0, 8))
+    if args.get("reject"):
+        return set(range(8, 256))
+    return default
+
+
+def _req_keys(request):
+    return [r.key for r in request.prefix_requests]
+
+
+def _fmt_prefix(ext) -> str:
+    return f"{ext.prefix_text}/{ext.prefix_length}"
+
+
+# ------------------------------------------------------------------ replies from an HA
+@check
+def reply_code(ctx, reply, **args):
+    codes = _codes(args, {0, 1})
+    return reply.code in codes, f"header code in {sorted(codes)}", f"code {reply.code}"
+
+
+@check
+def identification_echoed(ctx, reply, request="request"):
+    req = ctx.vars[request]["message"]
+    return (reply.identification == req.identification,
+            f"identification {req.identification:#018x}", f"{reply.identification:#018x}")
+
+
+@check
+def identification_low_bits_echoed(ctx, reply, request="request"):
+    req = ctx.vars[request]["message"]
+    ok = reply.identification & 0xFFFFFFFF == req.identification & 0xFFFFFFFF
+    return ok, f"low 32 bits {req.identification & 0xFFFFFFFF:#010x}", \
+        f"{reply.identification & 0xFFFFFFFF:#010x}"
+
+
+@check
+def identification_carries_ha_time(ctx, reply, within=5):
+    from conformance.nodes.actions import ntp_time
+    import time
+
+    skew = abs((reply.identification >> 32) - (ntp_time(time.time()) >> 32))
+    return skew <= within, f"high 32 bits = the HA's time (within {within} s)", f"{skew} s off"
+
+
+@check
+def home_address_echoed(ctx, reply, request="request"):
+    req = ctx.vars[request]["message"]
+    return reply.home_address == req.home_address, req.home_address, reply.home_address
+
+
+@check
+def lifetime_at_most(ctx, reply, value=None, request="request"):
+    limit = value if value is not None else ctx.vars[request]["message"].lifetime
+    return reply.lifetime <= limit, f"lifetime <= {limit}", f"lifetime {reply.lifetime}"
+
+
+@check
+def lifetime_equals(ctx, reply, value):
+    return reply.lifetime == value, f"lifetime {value}", f"lifetime {reply.lifetime}"
+
+
+@check
+def reply_authenticated(ctx, reply):
+    valid = verify_authenticator(ctx.last_payload(reply), reply, ctx.key)
+    return bool(valid), "a valid MN-HA authenticator", {None: "none"}.get(valid, str(valid))
+
+
+@check
+def one_prefix_reply_per_request(ctx, reply, request="request"):
+    wanted = set(_req_keys(ctx.vars[request]["message"]))
+    got = {r.key for r in reply.prefix_replies}
+    missing = wanted - got
+    return not missing, f"a prefix reply for each of {len(wanted)} requested prefixes", \
+        f"{len(missing)} without a reply" if missing else "all answered"
+
+
+@check
+def no_duplicate_prefix_replies(ctx, reply):
+    keys = [r.key for r in reply.prefix_replies]
+    dups = len(keys) - len(set(keys))
+    return dups == 0, "at most one prefix reply per prefix", f"{dups} duplicate(s)"
+
+
+@check
+def prefix_replies_echo_requests(ctx, reply, request="request"):
+    wanted = set(_req_keys(ctx.vars[request]["message"]))
+    stray = [_fmt_prefix(r) for r in reply.prefix_replies if r.key not in wanted]
+    return not stray, "every prefix reply names a requested prefix", \
+        f"unrequested: {stray}" if stray else "all requested"
+
+
+@check
+def prefix_reply_count(ctx, reply, equals):
+    n = len(reply.prefix_replies)
+    return n == equals, f"{equals} prefix reply extension(s)", f"{n}"
+
+
+@check
+def prefix_reply_code(ctx, reply, prefix, **args):
+    target = PrefixRequest.of(prefix).key
+    codes = _codes(args, set(range(0, 8)))
+    found = [r for r in reply.prefix_replies if r.key == target]
+    if not found:
+        return False, f"a reply for {prefix} with code in {sorted(codes)[:10]}", "no reply"
+    return found[0].code in codes, f"{prefix}: code in {_show(codes)}", \
+        f"{prefix}: code {found[0].code}"
+
+
+def _show(codes):
+    codes = sorted(codes)
+    if codes == list(range(0, 8)):
+        return "0-7 (accept)"
+    if codes == list(range(8, 256)):
+        return "8-255 (reject)"
+    return str(codes)
+
+
+@check
+def no_accepting_prefix_reply(ctx, reply):
+    accepting = [_fmt_prefix(r) for r in reply.prefix_replies if r.code <= 7]
+    return not accepting, "no prefix reply with an accept code", \
+        f"accepting: {accepting}" if accepting else "none"
+
+
+@check
+def no_prefix_replies(ctx, reply):
+    n = len(reply.prefix_replies)
+    return n == 0, "no IPv6 prefix reply extension", f"{n}"
+
+
+@check
+def no_observation(ctx, message, rule):
+    found = [f"{o.field} at offset {o.offset}: {o.message}" for o in message.observations
+             if o.rule == rule]
+    return not found, f"nothing breaking {rule}", "; ".join(found) or "clean"
+
+
+# ------------------------------------------------------------------ requests from an MN
+@check
+def extensions_before_auth(ctx, request):
+    kinds = [e.type for e in request.extensions]
+    if 32 not in kinds:
+        return False, "type-152 extensions before the MN-HA authentication", "no MN-HA auth"
+    auth_at = kinds.index(32)
+    late = [i for i, t in enumerate(kinds) if t == 152 and i > auth_at]
+    return not late, "every type-152 extension before the MN-HA authentication extension", \
+        f"type 152 after it at positions {late}" if late else "in order"
+
+
+@check
+def request_authenticated(ctx, request):
+    valid = verify_authenticator(ctx.last_payload(request), request, ctx.key)
+    return bool(valid), "a valid MN-HA authenticator covering the extensions", str(valid)
+
+
+@check
+def tunneling_mode_count(ctx, request, equals):
+    n = len(request.find(TunnelingMode))
+    return n == equals, f"{equals} IPv6 tunnelling mode extension(s)", f"{n}"
+
+
+@check
+def requested_prefixes(ctx, request, equals):
+    got = sorted(str(r.network) if r.prefix_length <= 128 else f"{r.prefix_text}/255"
+                 for r in request.prefix_requests)
+    return got == sorted(equals), f"prefix requests {sorted(equals)}", f"{got}"
+
+
+@check
+def reserved_flags_zero(ctx, request):
+    return not (request.flag("r") or request.flag("x")), "flags r and x zero", \
+        f"flags {request.flags:#04x}"
+
+
+@check
+def udp_encapsulation_zero(ctx, request):
+    exts = request.find(UDPTunnelRequest)
+    if not exts:
+        return False, "a UDP tunnel request with encapsulation 0", "no UDP tunnel request"
+    return exts[0].encapsulation == 0, "encapsulation 0", f"encapsulation {exts[0].encapsulation}"
+
+
+@check
+def relayed_unchanged(ctx, relayed, original="request"):
+    sent = ctx.vars[original]["payload"]
+    got = ctx.last_payload(relayed)
+    auth = relayed.auth(32)
+    end = auth.offset + 2 + 4 + len(auth.authenticator or b"") if auth else len(got)
+    return got[:end] == sent[:end], "the request up to its MN-HA authenticator, byte for " \
+        "byte", "identical" if got[:end] == sent[:end] else \
+        f"differs from byte {next(i for i, (a, b) in enumerate(zip(got, sent)) if a != b) if any(a != b for a, b in zip(got, sent)) else min(len(got), len(sent))}"
+
+
+# ------------------------------------------------------------------ tunnelled packets
+@check
+def outer_header(ctx, packet, **want):
+    outer = parse_ipv4(packet)
+    got = {"src": outer.src, "dst": outer.dst, "proto": outer.proto}
+    bad = {k: got[k] for k, v in want.items() if got.get(k) != ctx.resolve(v)}
+    return not bad, f"outer {ctx.resolve(want)}", f"outer {got}"
+
+
+@check
+def middle_header(ctx, packet, **want):
+    outer = parse_ipv4(packet)
+    if outer.proto != 4:
+        return False, f"IPv4-in-IPv4 around {ctx.resolve(want)}", f"outer protocol {outer.proto}"
+    middle = parse_ipv4(outer.payload)
+    got = {"src": middle.src, "dst": middle.dst, "proto": middle.proto}
+    bad = {k: got[k] for k, v in want.items() if got.get(k) != ctx.resolve(v)}
+    return not bad, f"inner IPv4 {ctx.resolve(want)}", f"inner IPv4 {got}"
+
+
+def _inner6(packet):
+    ip4 = parse_ipv4(packet)
+    payload, proto = ip4.payload, ip4.proto
+    if proto == 4:
+        inner4 = parse_ipv4(payload)
+        payload, proto = inner4.payload, inner4.proto
+    if proto == 47:
+        from conformance.codec.packets import parse_gre
+
+        _, payload = parse_gre(payload)
+        proto = 41
+    return parse_ipv6(payload) if proto == 41 else None
+
+
+@check
+def inner_hop_limit(ctx, packet, equals):
+    inner = _inner6(packet)
+    got = inner.hop_limit if inner else None
+    return got == equals, f"inner hop limit {equals}", f"{got}"
+
+
+@check
+def outer_tos(ctx, packet, equals):
+    got = parse_ipv4(packet).tos
+    return got == equals, f"outer TOS {equals:#04x}", f"{got:#04x}"
+
+
+@check
+def outer_df_clear(ctx, packet):
+    df = parse_ipv4(packet).df
+    return not df, "DF clear in the outer IPv4 header", "DF set" if df else "DF clear"
+
+
+# ------------------------------------------------------------------ device state
+def _binding(rows, home):
+    return next((r for r in rows if r.get("home_address") == home), None)
+
+
+@check
+def binding_prefixes(ctx, rows, home_address="$hoa", equals=()):
+    home = ctx.resolve(home_address)
+    row = _binding(rows, home)
+    got = sorted(p["prefix"] for p in row.get("prefixes", [])) if row else None
+    want = sorted(ctx.resolve(list(equals)))
+    return got == want, f"binding of {home} with prefixes {want}", \
+        f"{got}" if row else "no binding"
+
+
+@check
+def binding_tunnel(ctx, rows, prefix, tunnel, home_address="$hoa"):
+    row = _binding(rows, ctx.resolve(home_address))
+    modes = {p["prefix"]: p["tunnel"] for p in row.get("prefixes", [])} if row else {}
+    return modes.get(prefix) == tunnel, f"{prefix} tunnelled to the {tunnel.upper()}", \
+        f"{modes.get(prefix)}"
+
+
+@check
+def no_binding(ctx, rows, home_address="$hoa"):
+    home = ctx.resolve(home_address)
+    row = _binding(rows, home)
+    return row is None, f"no binding for {home}", "none" if row is None else f"{row}"
+
+
+@check
+def mn_prefixes(ctx, rows, accepted=None, rejected=()):
+    """MN state: which prefixes it holds and over which tunnel; the rest must not be held."""
+    held = {r["prefix"]: r.get("tunnel") for r in rows if r.get("accepted")}
+    want = dict(accepted or {})
+    problems = [f"{p}: {held.get(p)} instead of {t}" for p, t in want.items()
+                if held.get(p) != t]
+    problems += [f"{p}: held though it must be rejected" for p in rejected if p in held]
+    extra = [p for p in held if p not in want]
+    problems += [f"{p}: held though not accepted" for p in extra]
+    return not problems, f"accepted {want}, rejected {list(rejected)}", \
+        "; ".join(problems) or f"{held}"
+
+
+@check
+def has_route(ctx, rows, prefix):
+    dsts = [r.get("dst") for r in rows]
+    return prefix in dsts, f"a route for {prefix}", f"routes {dsts}"
+
+
+@check
+def no_route(ctx, rows, prefix):
+    dsts = [r.get("dst") for r in rows]
+    return prefix not in dsts, f"no route for {prefix}", f"routes {dsts}"
+
+
+@check
+def mn_registered(ctx, rows, equals=True, dsmip=None):
+    row = rows[0] if rows else {}
+    ok = row.get("registered") == equals and (dsmip is None or row.get("ha_supports_dsmip")
+                                              == dsmip)
+    return ok, f"registered={equals}" + (f", HA supports RFC 5454={dsmip}" if dsmip is not None
+                                         else ""), \
+        f"registered={row.get('registered')}, HA supports RFC 5454={row.get('ha_supports_dsmip')}"

@@ -1,0 +1,390 @@
+"""pytest plugin: YAML test cases as pytest items, run against a device under test on a lab.
+
+    pytest testcases/ -p conformance.suite.plugin --testbed TESTBED --dut PROFILE [--out DIR]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+
+from conformance.catalog import load_catalog
+from conformance.lab.device import DeviceCrashed
+from conformance.lab.netns import LabError
+from conformance.lab.profile import load_profile
+from conformance.lab.testbed import load_testbed
+from conformance.suite.model import CaseFileError, load_case_file
+from conformance.suite.session import Session, SuiteError
+from conformance.suite.steps import CaseRun, Inconclusive, run_case
+from conformance.suite.verdict import ExpectedFailures, Verdict, judge, signature
+
+STATE = pytest.StashKey()
+SEVERITY = {"MUST": "critical", "MUST NOT": "critical", "DEFINITION": "critical",
+            "SHOULD": "normal", "SHOULD NOT": "normal", "RECOMMENDED": "normal",
+            "MAY": "minor", "OPTIONAL": "minor"}
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("dsmip4", "DSMIPv4 conformance")
+    g.addoption("--testbed", action="append", default=[], help="testbed file (one per xdist "
+                "worker when given several)")
+    g.addoption("--dut", action="append", default=[], help="device profile under test "
+                "(one per role); default: the reference HA, MN and FA")
+    g.addoption("--role", action="append", default=[], help="only cases for this role")
+    g.addoption("--requirement", action="append", default=[], help="only cases checking this "
+                "requirement id")
+    g.addoption("--section", action="append", default=[], help="only cases of this section")
+    g.addoption("--case", action="append", default=[], help="only this case id")
+    g.addoption("--out", default=None, help="report folder (default reports/<run-id>)")
+    g.addoption("--expected-failures", default=None, help="per-device expected-failure file")
+    g.addoption("--strict-verdicts", action="store_true", dest="dsmip4_strict",
+                help="NON-STRICT verdicts fail the run")
+    g.addoption("--catalog", default=None, help="requirement catalog")
+
+
+class RunState:
+    def __init__(self, config):
+        opt = config.option
+        self.catalog = load_catalog(opt.catalog)
+        self.started = time.time()
+        self.run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.started)) + \
+            f"-{os.getpid()}"
+        self.out = Path(opt.out or Path("reports") / self.run_id).resolve()
+        (self.out / "evidence").mkdir(parents=True, exist_ok=True)
+        testbeds = opt.testbed
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+        self.testbed_path = testbeds[index % len(testbeds)] if testbeds else None
+        self.testbed = load_testbed(self.testbed_path) if self.testbed_path else None
+        self.profiles = {}
+        for path in opt.dut:
+            profile = load_profile(path)
+            self.profiles[profile.role] = profile
+        self.explicit_duts = bool(opt.dut)
+        self.expected = ExpectedFailures.load(opt.expected_failures)
+        self.strict = opt.dsmip4_strict
+        self.session: Session | None = None
+        self.session_error: str | None = None
+        self.cases: list[dict] = []
+        self.seeds: dict[str, int] = {}
+
+    def lab(self) -> Session:
+        if self.session is None:
+            if self.session_error:
+                raise LabError(self.session_error)
+            try:
+                self.session = Session(self.testbed, self.profiles, self.out)
+                self.session.start()
+            except Exception as exc:  # the lab is unusable: every case is an ERROR
+                self.session_error = f"lab session failed to start: {exc}"
+                self.session = None
+                raise LabError(self.session_error) from exc
+        return self.session
+
+    def roles(self) -> set[str]:
+        return set(self.profiles) if self.explicit_duts else {"ha", "mn", "fa"}
+
+
+def pytest_configure(config):
+    for marker in ("role", "section", "level", "requirement", "pics"):
+        config.addinivalue_line("markers", f"{marker}(value): DSMIPv4 conformance {marker}")
+    config.stash[STATE] = RunState(config)
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".yaml" and file_path.name.startswith("rfc") and \
+            file_path.parent.name == "testcases":
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        state = self.config.stash[STATE]
+        try:
+            cases = load_case_file(self.path, state.catalog)
+        except CaseFileError as exc:
+            raise self.CollectError(str(exc)) from None
+        for case in cases:
+            item = CaseItem.from_parent(self, name=case.id, case=case)
+            item.add_marker(pytest.mark.role(case.role))
+            item.add_marker(pytest.mark.section(case.section))
+            for req in case.requirements:
+                item.add_marker(pytest.mark.requirement(req))
+                item.add_marker(pytest.mark.level(state.catalog[req].level))
+            yield item
+
+    class CollectError(Exception):
+        pass
+
+
+def pytest_collection_modifyitems(session, config, items):
+    state = config.stash[STATE]
+    opt = config.option
+    keep, drop = [], []
+    for item in items:
+        case = getattr(item, "case", None)
+        if case is None:
+            keep.append(item)
+            continue
+        ok = case.role in state.roles()
+        ok &= not opt.role or case.role in opt.role
+        ok &= not opt.requirement or bool(set(opt.requirement) & set(case.requirements))
+        ok &= not opt.section or case.section in opt.section
+        ok &= not opt.case or case.id in opt.case
+        (keep if ok else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    # Cases of one role together: the lab switches the device under test once per role.
+    order = {"ha": 0, "mn": 1, "fa": 2}
+    keep.sort(key=lambda i: order.get(getattr(getattr(i, "case", None), "role", ""), 9))
+    items[:] = keep
+
+
+class CaseFailed(Exception):
+    pass
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case, **kwargs):
+        super().__init__(**kwargs)
+        self.case = case
+        self.record: dict | None = None
+
+    def reportinfo(self):
+        return self.path, (self.case.line or 1) - 1, f"{self.case.id}: {self.case.title}"
+
+    def runtest(self):
+        state = self.config.stash[STATE]
+        if state.testbed is None:
+            pytest.skip("no --testbed given: nothing to run the case against")
+        self.record = record = execute(state, self.case)
+        state.cases.append(record)
+        verdict = Verdict(record["verdict"])
+        message = record["message"]
+        if verdict in (Verdict.PASS, Verdict.XFAIL) or (verdict == Verdict.NON_STRICT
+                                                        and not state.strict):
+            if verdict == Verdict.XFAIL:
+                pytest.xfail(message)
+            return
+        if verdict in (Verdict.NOT_APPLICABLE, Verdict.INCONCLUSIVE):
+            pytest.skip(f"{verdict.value}: {message}")
+        raise CaseFailed(f"{verdict.value}: {message}")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, CaseFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+def _allure():
+    try:
+        import allure
+
+        return allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return None
+
+
+def execute(state: RunState, case) -> dict:
+    """Run one case and return its record for the reports."""
+    allure = _allure()
+    catalog = state.catalog
+    started = time.time()
+    profile = state.profiles.get(case.role)
+    record = {"id": case.id, "title": case.title, "file": os.path.relpath(case.file),
+              "role": case.role, "section": case.section, "requirements": case.requirements,
+              "purpose": case.purpose, "pics": case.pics, "verdict": None, "message": "",
+              "checks": [], "trace": [], "evidence": {}, "waited": 0.0, "seed": case.seed,
+              "steps": [s.title for s in case.steps],
+              "rerun": _rerun(state, case)}
+    if allure:
+        allure.dynamic.epic("RFC 5454")
+        allure.dynamic.feature(f"§{case.section} ({case.role.upper()})")
+        for req in case.requirements:
+            allure.dynamic.story(req)
+            allure.dynamic.link(catalog[req].url, name=req)
+        level = catalog[case.requirements[0]].level
+        allure.dynamic.severity(SEVERITY.get(level, "normal"))
+        allure.dynamic.description(case.purpose)
+        allure.dynamic.label("dsmip4_case", case.id)
+    run = None
+    evidence_dir = state.out / "evidence" / case.id
+    try:
+        dut_profile = profile or _ref(case.role)
+        missing = [p for p in case.pics if not dut_profile.claims(p)]
+        if missing:
+            record.update(verdict=Verdict.NOT_APPLICABLE.value, message=f"the device's PICS "
+                          f"does not claim {', '.join(missing)}")
+            return record
+        session = state.lab()
+        session.prepare(case.role)
+        dut = session.dut(case.role)
+        if dut is not None and case.role == "mn":
+            session.devices.pop("mn").stop()  # each MN case starts its device itself
+            dut = None
+        if dut is not None:
+            dut.check_alive()  # a crash between cases is noticed here
+            dut.reset()
+        run = CaseRun(session, case)
+        if dut is not None:
+            record["evidence"]["bindings_before"] = _state(dut)
+        captures = _captures_start(session, case)
+
+        @contextlib.contextmanager
+        def on_step(step):
+            title = f"{step.index + 1}. {step.title}"
+            if allure:
+                with allure.step(title):
+                    yield
+            else:
+                yield
+        try:
+            run_case(run, on_step)
+        finally:
+            record["evidence"].update(_captures_stop(session, captures, evidence_dir))
+            dut = session.dut(case.role)
+            if dut is not None:
+                record["evidence"]["bindings_after"] = _state(dut)
+                log = dut.log_since(run.vars.get("_log_mark", 0))
+                if log:
+                    evidence_dir.mkdir(parents=True, exist_ok=True)
+                    (evidence_dir / "device.log").write_text(log)
+                    record["evidence"]["device_log"] = str(evidence_dir / "device.log")
+        verdict = judge(run.results, catalog)
+        failed = [r for r in run.results if not r.ok]
+        record["message"] = _failure_message(run, failed) if failed else \
+            f"{len(run.results)} check(s) passed"
+        sig = signature(run.results)
+        record["signature"] = sig
+        record["verdict"] = state.expected.apply(case.id, verdict, sig).value
+    except Inconclusive as exc:
+        record.update(verdict=Verdict.INCONCLUSIVE.value, message=str(exc))
+    except DeviceCrashed as exc:
+        record.update(verdict=Verdict.ERROR.value, message=f"{exc}; last log lines:\n"
+                      + "\n".join(exc.last_log[-10:]))
+    except (LabError, SuiteError, OSError) as exc:
+        record.update(verdict=Verdict.ERROR.value, message=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug of the suite: ERROR with the traceback, never a FAIL
+        record.update(verdict=Verdict.ERROR.value, message="suite error: " +
+                      "".join(traceback.format_exception(exc))[-1500:])
+    finally:
+        record["duration"] = round(time.time() - started, 3)
+        if run is not None:
+            record["checks"] = [r.to_dict() for r in run.results]
+            record["trace"] = [t.to_dict() for t in run.trace]
+            record["waited"] = round(run.waited, 3)
+        _save_case_evidence(record, evidence_dir, allure)
+    return record
+
+
+def _ref(role):
+    from conformance.suite.session import PROFILES
+
+    return load_profile(PROFILES / f"reference-{role}.yaml")
+
+
+def _rerun(state: RunState, case) -> str:
+    parts = ["dsmip4", "run", "--case", case.id]
+    if state.testbed_path and not (state.testbed and state.testbed.builtin):
+        parts += ["--testbed", state.testbed_path]
+    if case.role in state.profiles and state.explicit_duts:
+        parts += ["--dut", state.profiles[case.role].path]
+    return " ".join(parts)
+
+
+def _state(dut):
+    try:
+        table = "bindings" if "bindings" in dut.profile.state else next(iter(dut.profile.state),
+                                                                         None)
+        return dut.state(table) if table else None
+    except Exception as exc:  # evidence only: a failure to read it is noted, not fatal
+        return {"error": str(exc)}
+
+
+def _captures_start(session, case) -> dict:
+    captures = {}
+    for link, (host, iface) in session.watch.items():
+        captures[link] = (host, session.agent(host).capture_start(iface,
+                                                                  f"{case.id}-{link}"))
+    return captures
+
+
+def _captures_stop(session, captures, evidence_dir: Path) -> dict:
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for link, (host, capture) in captures.items():
+        local = evidence_dir / f"{link}.pcap"
+        session.agent(host).capture_stop(capture, str(local))
+        out[f"pcap_{link}"] = str(local)
+    return out
+
+
+def _failure_message(run, failed) -> str:
+    lines = []
+    for r in failed:
+        lines.append(f"step {(r.step or 0) + 1} {r.name} [{', '.join(r.requirements)}]: "
+                     f"expected {r.expected}; got {r.actual}" + (f" ({r.detail})"
+                                                                  if r.detail else ""))
+    for name, saved in run.vars.items():
+        msg = saved.get("message") if isinstance(saved, dict) else None
+        if hasattr(msg, "extensions") and saved.get("payload"):
+            from conformance.codec import message_to_dict
+
+            lines.append(f"{name} as received: {json.dumps(message_to_dict(msg))} | hex "
+                         f"{saved['payload'].hex()}")
+    return "\n".join(lines)
+
+
+def _save_case_evidence(record, evidence_dir: Path, allure) -> None:
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+    path = evidence_dir / "case.json"
+    path.write_text(json.dumps(record, indent=2, default=str))
+    record["evidence"]["record"] = str(path)
+    if allure:
+        for key, value in record["evidence"].items():
+            if isinstance(value, str) and key.startswith("pcap_") and Path(value).exists():
+                allure.attach.file(value, name=key[5:] + ".pcap",
+                                   attachment_type="application/vnd.tcpdump.pcap",
+                                   extension="pcap")
+            elif key == "device_log":
+                allure.attach.file(value, name="device log", attachment_type="text/plain")
+        allure.attach(json.dumps(record["checks"], indent=2), name="checks and decoded "
+                      "messages", attachment_type="application/json")
+        allure.attach(record["message"], name="verdict " + str(record["verdict"]),
+                      attachment_type="text/plain")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.session is not None:
+        state.session.close()
+    if state.testbed is None and not state.cases:
+        return
+    from conformance.reports.writer import write_reports
+
+    summary = write_reports(state)
+    xpass = summary["counts"].get("XPASS", 0)
+    if xpass and session.exitstatus == 0:
+        session.exitstatus = 1  # an unexpected pass: the expected-failure file must be fixed
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    state = config.stash.get(STATE, None)
+    if state is None or not state.cases:
+        return
+    summary = json.loads((state.out / "results.json").read_text())["summary"]
+    tr = terminalreporter
+    tr.section("DSMIPv4 conformance")
+    tr.write_line(", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
+    tr.write_line(f"total {summary['duration']:.1f} s, of which protocol waits "
+                  f"{summary['protocol_wait']:.1f} s")
+    tr.write_line(f"report: {state.out / 'report.html'}")

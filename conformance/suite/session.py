@@ -1,0 +1,144 @@
+"""A run's lab session: SSH hosts, agents, the device under test and its reference peers."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.lab.agent_client import Agent
+from conformance.lab.device import Device
+from conformance.lab.netns import LabError
+from conformance.lab.profile import Profile, load_profile
+from conformance.lab.ssh import SSHHost
+from conformance.lab.testbed import Testbed
+
+PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
+# Which reference peers a role under test needs; the suite itself plays the other roles.
+PEERS = {"ha": ["fa"], "mn": ["fa"], "fa": []}
+# Interfaces the suite listens and captures on, by link: (host role, link name).
+WATCH = [("mn", "foreign"), ("ha", "transit"), ("cn", "correspondent")]
+
+
+class SuiteError(RuntimeError):
+    """A problem of the suite itself or its inputs: an ERROR verdict, never a FAIL."""
+
+
+@dataclass
+class Addresses:
+    ha: str
+    fa: str
+    hoa: str
+    coa: str
+    cn6: str
+    ha_transit: str | None = None
+    hoa2: str | None = None
+
+    def as_vars(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def addresses_from(testbed: Testbed) -> Addresses:
+    def iface_on(role, link):
+        host = testbed.host_for(role)
+        for iface in host.interfaces.values():
+            if iface.link == link:
+                return iface
+        raise SuiteError(f"testbed {testbed.path}: host {host.name} has no interface on "
+                         f"link {link!r}")
+    mn = iface_on("mn", "foreign").ipv4()
+    ha_host = testbed.host_for("ha")
+    ha_addr = next((i.ipv4()[0] for n, i in ha_host.interfaces.items()
+                    if n == "lo" and i.ipv4()), None)
+    return Addresses(ha=ha_addr or iface_on("ha", "transit").ipv4()[0],
+                     fa=iface_on("fa", "foreign").ipv4()[0], hoa=mn[0],
+                     coa=mn[1] if len(mn) > 1 else mn[0],
+                     cn6=iface_on("cn", "correspondent").ipv6()[0],
+                     ha_transit=iface_on("ha", "transit").ipv4()[0],
+                     hoa2=mn[2] if len(mn) > 2 else None)
+
+
+@dataclass
+class Session:
+    testbed: Testbed
+    dut_profiles: dict[str, Profile]
+    out_dir: Path
+    hosts: dict[str, SSHHost] = field(default_factory=dict)
+    agents: dict[str, Agent] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)  # running, by role
+    watch: dict[str, tuple[str, str]] = field(default_factory=dict)  # link -> (host, iface)
+    active_role: str | None = None
+    protocol_wait: float = 0.0
+
+    def start(self) -> None:
+        for name, spec in self.testbed.hosts.items():
+            self.hosts[name] = SSHHost(spec, self.testbed.pixit["ssh_timeout"]).connect()
+        for name, host in self.hosts.items():
+            health = host.health()
+            if not health["ok"]:
+                raise LabError(f"lab host {name} is not usable: {', '.join(health['problems'])}")
+        self.addresses = addresses_from(self.testbed)
+        for role, link in WATCH:
+            host = self.testbed.host_for(role)
+            iface = next(n for n, i in host.interfaces.items() if i.link == link)
+            self.watch[link] = (host.name, iface)
+        for link, (host, iface) in self.watch.items():
+            agent = self.agent(host)
+            agent.listen(iface)
+
+    def agent(self, host: str) -> Agent:
+        if host not in self.agents:
+            self.agents[host] = Agent(self.hosts[host]).start()
+        return self.agents[host]
+
+    def agent_for(self, role: str) -> Agent:
+        return self.agent(self.testbed.host_for(role).name)
+
+    def profile_for(self, role: str) -> Profile:
+        if role in self.dut_profiles:
+            return self.dut_profiles[role]
+        return load_profile(PROFILES / f"reference-{role}.yaml")
+
+    def device(self, role: str, params: dict | None = None) -> Device:
+        profile = self.profile_for(role)
+        host = self.hosts[self.testbed.host_for(profile.host).name]
+        return Device(profile, host, params)
+
+    def prepare(self, role: str) -> None:
+        """Run exactly what the role under test needs: its DUT (unless it is an MN, which each
+        case starts itself) and the reference peers."""
+        if self.active_role == role:
+            return
+        for dev in list(self.devices.values()):
+            dev.stop()
+        self.devices.clear()
+        wanted = PEERS[role] + ([] if role == "mn" else [role])
+        for r in wanted:
+            dev = self.device(r)
+            dev.install()
+            dev.configure()
+            dev.start()
+            self.devices[r] = dev
+        self.active_role = role
+
+    def dut(self, role: str) -> Device | None:
+        return self.devices.get(role)
+
+    def close(self) -> None:
+        for dev in self.devices.values():
+            try:
+                dev.stop()
+            except LabError:
+                pass
+        for agent in self.agents.values():
+            agent.stop()
+        for host in self.hosts.values():
+            host.close()
+
+
+def now() -> float:
+    return time.time()
+
+
+__all__ = ["Session", "SuiteError", "Addresses", "os"]

@@ -1,0 +1,541 @@
+"""Running one test case: its steps as data, checked against what the lab observed."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.codec import (
+    AuthExtension, DecodeError, DSMIPUnknown, NAIExtension, PrefixReply, PrefixRequest,
+    RawExtension, RegistrationReply, RegistrationRequest, TunnelingMode, UDPTunnelRequest,
+    decode, encode, message_to_dict, prefix_bytes,
+)
+from conformance.codec.packets import IPv6, addr6, parse_ipv4, parse_ipv6
+from conformance.lab.netns import LabError
+from conformance.nodes.actions import ntp_time
+from conformance.nodes.tunnel import encapsulate
+from conformance.suite.checks import CHECKS
+from conformance.suite.model import Step, TestCase
+from conformance.suite.session import Session, SuiteError
+from conformance.suite.verdict import CheckResult
+
+
+class Inconclusive(Exception):
+    """A precondition was not met: the device never reached the state the check needs."""
+
+
+@dataclass
+class TraceEntry:
+    time: float
+    src: str
+    dst: str
+    what: str
+
+    def to_dict(self) -> dict:
+        return {"time": round(self.time, 6), "from": self.src, "to": self.dst, "what": self.what}
+
+
+@dataclass
+class CaseRun:
+    session: Session
+    case: TestCase
+    vars: dict = field(default_factory=dict)
+    results: list[CheckResult] = field(default_factory=list)
+    trace: list[TraceEntry] = field(default_factory=list)
+    marks: dict = field(default_factory=dict)
+    waited: float = 0.0
+    seen_on_failure: list = field(default_factory=list)
+    _ident: int = 0
+    _payloads: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        pixit = self.session.testbed.pixit
+        profile = self.session.profile_for("ha" if self.case.role != "mn" else "mn")
+        self.key = bytes.fromhex(str(profile.parameters.get("key",
+                                                            "00112233445566778899aabbccddeeff")))
+        self.spi = int(profile.parameters.get("spi", 256))
+        self.vars.update(self.session.addresses.as_vars())
+        self.vars.update({"spi": self.spi, "reply_timeout": pixit["reply_timeout"],
+                          "negative_timeout": pixit["negative_timeout"],
+                          "lifetime": pixit["registration_lifetime"]})
+        self.vars.update(self.case.parameters)
+        self.rng = random.Random(self.case.seed if self.case.seed is not None else 5454)
+
+    # ------------------------------------------------------------------ helpers
+    def resolve(self, value):
+        """$name and ${name} from the case variables; $request.field from saved messages."""
+        if isinstance(value, str):
+            whole = re.fullmatch(r"\$\{?([\w.]+)\}?", value)
+            if whole:
+                return self._lookup(whole.group(1))
+            return re.sub(r"\$\{([\w.]+)\}", lambda m: str(self._lookup(m.group(1))), value)
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        return value
+
+    def _lookup(self, name: str):
+        head, _, rest = name.partition(".")
+        if head not in self.vars:
+            raise SuiteError(f"{self.case.file}: case {self.case.id}: no variable ${head}")
+        value = self.vars[head]
+        for part in rest.split(".") if rest else []:
+            value = value["message"] if isinstance(value, dict) and "message" in value else value
+            value = getattr(value, part) if not isinstance(value, dict) else value[part]
+        return value
+
+    def last_payload(self, message) -> bytes:
+        return self._payloads[id(message)]
+
+    def record(self, step: Step, name: str, ok: bool, expected: str, actual: str,
+               requirements=None, detail: str = "") -> CheckResult:
+        reqs = list(requirements or step.requirements or self.case.requirements)
+        result = CheckResult(name, ok, reqs, expected, actual, step.index, detail)
+        self.results.append(result)
+        return result
+
+    def run_checks(self, step: Step, subject, checks) -> None:
+        for spec in checks or []:
+            args = {k: self.resolve(v) for k, v in spec.items()
+                    if k not in ("check", "requirements")}
+            try:
+                ok, expected, actual = CHECKS[spec["check"]](self, subject, **args)
+            except (DecodeError, KeyError, IndexError, ValueError) as exc:
+                ok, expected, actual = False, spec["check"], f"could not be evaluated: {exc}"
+            self.record(step, spec["check"], ok, expected, actual, spec.get("requirements"))
+
+    def timeout(self, step: Step, default_key: str) -> float:
+        return float(self.resolve(step.spec.get("timeout", f"${default_key}")))
+
+    def mark_all(self) -> None:
+        for link, (host, iface) in self.session.watch.items():
+            self.marks[link] = self.session.agent(host).mark(iface)
+
+    def wait_packet(self, link: str, flt: dict, timeout: float, accept=None):
+        """The first packet on `link` after the mark that matches flt (and accept(packet))."""
+        host, iface = self.session.watch[link]
+        agent = self.session.agent(host)
+        since = self.marks.get(link, 0)
+        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                seen = agent.wait(iface, flt, left, since)
+                if not seen["matched"]:
+                    self.seen_on_failure = seen.get("seen", [])
+                    return None
+                packet = bytes.fromhex(seen["packet"])
+                since = seen["seq"]
+                if accept is None or accept(packet):
+                    self.marks[link] = seen["seq"]
+                    return packet
+        finally:
+            self.waited += time.monotonic() - start
+
+    def udp_payload(self, packet: bytes) -> bytes:
+        ihl = (packet[0] & 15) * 4
+        return packet[ihl + 8:]
+
+    def note(self, src: str, dst: str, what: str) -> None:
+        self.trace.append(TraceEntry(time.time(), src, dst, what))
+
+    def decode_saved(self, step: Step, packet: bytes, name: str):
+        payload = self.udp_payload(packet)
+        try:
+            message = decode(payload)
+        except DecodeError as err:
+            self.record(step, "message decodes", False, "a well-formed message",
+                        f"{err} | hex {payload.hex()}")
+            return None
+        self._payloads[id(message)] = payload
+        self.vars[name] = {"message": message, "payload": payload,
+                           "src": parse_ipv4(packet).src,
+                           "sport": int.from_bytes(packet[(packet[0] & 15) * 4:][:2], "big")}
+        return message
+
+    def next_identification(self) -> int:
+        ident = ntp_time(time.time())
+        self._ident = max(ident, self._ident + 1)
+        return self._ident
+
+    # ------------------------------------------------------------------ messages from data
+    def extension(self, item):
+        (kind, spec), = item.items()
+        spec = self.resolve(spec)
+        if kind == "prefix-request":
+            if isinstance(spec, str):
+                return PrefixRequest.of(spec)
+            return PrefixRequest(int(spec["length"]), prefix_bytes(spec["prefix"]),
+                                 wire_length=spec.get("wire_length"))
+        if kind == "tunneling-mode":
+            spec = spec or {}
+            return TunnelingMode(int(spec.get("reserved", 0)), spec.get("wire_length"))
+        if kind == "dsmip":
+            return DSMIPUnknown(int(spec["subtype"]), bytes.fromhex(spec.get("body", "")),
+                                spec.get("wire_length"))
+        if kind == "raw":
+            return RawExtension(int(spec["type"]), bytes.fromhex(spec.get("body", "")),
+                                spec.get("wire_length"))
+        if kind == "nai":
+            return NAIExtension(str(spec).encode())
+        if kind == "udp-tunnel-request":
+            return UDPTunnelRequest(encapsulation=int((spec or {}).get("encapsulation", 0)))
+        if kind == "mn-ha-auth":
+            spec = spec or {}
+            auth = spec.get("authenticator")
+            return AuthExtension(32, int(spec.get("spi", self.spi)),
+                                 bytes.fromhex(auth) if auth else None)
+        if kind == "prefix-reply":
+            request = self.vars[spec.get("request_of", "request")]["message"]
+            if "request" in spec:
+                base = request.prefix_requests[int(spec["request"])]
+                reply = PrefixReply.answering(base, int(spec.get("code", 0)))
+            else:
+                req = PrefixRequest.of(spec["prefix"])
+                reply = PrefixReply.answering(req, int(spec.get("code", 0)))
+            reply.reserved = int(spec.get("reserved", 0))
+            return reply
+        raise SuiteError(f"{self.case.file}: case {self.case.id}: unknown extension {kind!r}")
+
+
+# ---------------------------------------------------------------------- step executors
+def step_register(run: CaseRun, step: Step) -> None:
+    spec = step.spec
+    fields = run.resolve(spec.get("fields") or {})
+    topology = run.case.topology
+    via = spec.get("via", "fa" if topology == "fa" else "ha")
+    exts = [run.extension(item) for item in spec.get("extensions") or []]
+    spi = int(fields.get("spi", run.spi))
+    key = bytes.fromhex(str(fields["key"])) if "key" in fields else run.key
+    for ext in exts:
+        if isinstance(ext, AuthExtension) and "spi" in fields:
+            ext.spi = spi
+    if spec.get("auth", True) and not any(isinstance(e, AuthExtension) for e in exts):
+        exts.append(AuthExtension(32, spi))
+    flags = fields.get("flags", "D" if topology == "colocated" else "")
+    request = RegistrationRequest(
+        RegistrationRequest.flags_of(flags) if isinstance(flags, str) else int(flags),
+        int(fields.get("lifetime", run.vars["lifetime"])), fields.get("home_address",
+                                                                     run.vars["hoa"]),
+        fields.get("home_agent", run.vars["ha"]),
+        fields.get("care_of_address", run.vars["fa"] if topology == "fa" else run.vars["coa"]),
+        int(fields["identification"]) if "identification" in fields else
+        run.next_identification(), exts)
+    payload = encode(request, {32: key})
+    if spec.get("raw_hex"):
+        payload = bytes.fromhex(run.resolve(spec["raw_hex"]))
+    src = request.home_address if via == "fa" else request.care_of_address
+    dst = run.vars["fa"] if via == "fa" else run.vars["ha"]
+    run.mark_all()
+    run.session.agent_for("mn").send_udp(src, dst, payload)
+    try:
+        message = decode(payload)
+        run._payloads[id(message)] = payload
+    except DecodeError:
+        message = None
+    run.vars[spec.get("save_as", "request")] = {"message": message, "payload": payload,
+                                                "src": src}
+    run.note("suite (MN)", "FA" if via == "fa" else "DUT (HA)",
+             f"Registration Request lifetime {request.lifetime}, "
+             f"{len(request.prefix_requests)} prefix request(s), {len(payload)} bytes")
+
+
+def _reply_filter(run: CaseRun, spec) -> dict:
+    frm = spec.get("from", "fa" if run.case.topology == "fa" else "ha")
+    return {"src": run.vars[frm], "ip_proto": 17, "dport": 434}
+
+
+def step_expect_reply(run: CaseRun, step: Step) -> None:
+    spec = step.spec
+    timeout = run.timeout(step, "reply_timeout")
+    packet = run.wait_packet("foreign", _reply_filter(run, spec), timeout)
+    if packet is None:
+        if spec.get("or_nothing"):
+            run.record(step, "reply or silent drop", True, "a reply or a silent drop",
+                       f"no reply within {timeout:.1f} s")
+            return
+        if step.precondition:
+            raise Inconclusive(f"step {step.index + 1}: no Registration Reply within "
+                               f"{timeout:.1f} s")
+        run.record(step, "reply arrives", False, f"a Registration Reply within {timeout:.1f} s",
+                   "nothing", detail=_seen(run))
+        return
+    message = run.decode_saved(step, packet, spec.get("save_as", "reply"))
+    if message is None:
+        return
+    run.note("FA" if run.case.topology == "fa" else "DUT (HA)", "suite (MN)",
+             f"Registration Reply code {message.code}, "
+             f"{len(message.prefix_replies)} prefix reply(ies)")
+    if step.precondition and message.code > 1:
+        raise Inconclusive(f"step {step.index + 1}: registration rejected with code "
+                           f"{message.code}; the case needs it accepted")
+    run.run_checks(step, message, spec.get("checks"))
+
+
+def _seen(run: CaseRun) -> str:
+    seen = run.seen_on_failure[-8:]
+    return "seen on the link instead: " + ("; ".join(
+        f"{s.get('src')} > {s.get('dst')} proto {s.get('ip_proto')}"
+        + (f" port {s.get('dport')}" if s.get("dport") else "") for s in seen) or "nothing")
+
+
+def step_expect_no_reply(run: CaseRun, step: Step) -> None:
+    timeout = run.timeout(step, "negative_timeout")
+    packet = run.wait_packet("foreign", _reply_filter(run, step.spec), timeout)
+    ok = packet is None
+    actual = "nothing" if ok else f"a reply: {run.udp_payload(packet).hex()}"
+    run.record(step, "no reply", ok, f"no Registration Reply within {timeout:.1f} s", actual)
+
+
+def _ipv6(run: CaseRun, spec) -> bytes:
+    size = int(spec.get("size", 8))
+    return IPv6(addr6(run.resolve(spec.get("src", "$cn6"))), addr6(run.resolve(spec["dst"])),
+                59, bytes(size), int(spec.get("hop_limit", 64)),
+                int(spec.get("traffic_class", 0))).to_bytes()
+
+
+def step_send_ipv6(run: CaseRun, step: Step) -> None:
+    spec = step.spec
+    run.mark_all()
+    packet = _ipv6(run, spec)
+    for _ in range(int(spec.get("count", 1))):
+        run.session.agent_for("cn").send_ip6(packet)
+    run.note("suite (CN)", "DUT (HA)", f"IPv6 to {run.resolve(spec['dst'])}, {len(packet)} "
+             f"bytes")
+
+
+def _carries(run: CaseRun, dst: str):
+    target = addr6(dst)
+
+    def accept(packet: bytes) -> bool:
+        from conformance.suite.checks import _inner6
+
+        try:
+            inner = _inner6(packet)
+        except DecodeError:
+            return False
+        return inner is not None and inner.dst == target
+    return accept
+
+
+def step_expect_tunnelled(run: CaseRun, step: Step) -> None:
+    spec = step.spec
+    timeout = run.timeout(step, "reply_timeout")
+    dst = run.resolve(spec["inner_dst"])
+    link = spec.get("on", "foreign")
+    packet = run.wait_packet(link, {"src": run.vars["ha"]}, timeout, _carries(run, dst))
+    if packet is None:
+        if step.precondition:
+            raise Inconclusive(f"no tunnelled packet for {dst} within {timeout:.1f} s")
+        run.record(step, "tunnelled packet arrives", False,
+                   f"IPv6 for {dst} tunnelled from the HA within {timeout:.1f} s", "nothing",
+                   detail=_seen(run))
+        return
+    outer = parse_ipv4(packet)
+    run.note("DUT (HA)", "MN link", f"IPv4 {outer.src} > {outer.dst} proto {outer.proto} "
+             f"carrying IPv6 to {dst}")
+    run.vars[spec.get("save_as", "tunnelled")] = {"message": packet}
+    run.run_checks(step, packet, spec.get("checks"))
+
+
+def step_expect_not_tunnelled(run: CaseRun, step: Step) -> None:
+    timeout = run.timeout(step, "negative_timeout")
+    dst = run.resolve(step.spec["inner_dst"])
+    packet = run.wait_packet("foreign", {"src": run.vars["ha"]}, timeout, _carries(run, dst))
+    run.record(step, "not tunnelled", packet is None,
+               f"no packet for {dst} tunnelled within {timeout:.1f} s",
+               "nothing" if packet is None else f"tunnelled: {packet[:60].hex()}")
+
+
+def step_send_tunnelled(run: CaseRun, step: Step) -> None:
+    spec = run.resolve(step.spec)
+    inner = IPv6(addr6(spec["inner_src"]), addr6(spec.get("inner_dst", run.vars["cn6"])), 59,
+                 bytes(8), 64).to_bytes()
+    outer_src = spec.get("outer_src", run.vars["hoa"])
+    method = spec.get("encapsulation", "ipip")
+    if spec.get("double"):
+        _, middle = encapsulate(inner, True, run.vars["hoa"], run.vars["ha"], "ipip")
+        _, packet = encapsulate(middle, False, outer_src, run.vars["ha"], method)
+    else:
+        _, packet = encapsulate(inner, True, outer_src, run.vars["ha"], method)
+    run.mark_all()
+    run.session.agent_for("mn").send_ip(packet)
+    run.note("suite (MN)", "DUT (HA)", f"IPv4 {outer_src} > {run.vars['ha']} carrying IPv6 "
+             f"from {spec['inner_src']}")
+
+
+def _from6(src: str):
+    target = addr6(src)
+
+    def accept(packet: bytes) -> bool:
+        return packet[0] >> 4 == 6 and len(packet) >= 40 and packet[8:24] == target
+    return accept
+
+
+def step_expect_at_cn(run: CaseRun, step: Step) -> None:
+    spec = step.spec
+    timeout = run.timeout(step, "reply_timeout")
+    src = run.resolve(spec["inner_src"])
+    packet = run.wait_packet("correspondent", {"version": 6}, timeout, _from6(src))
+    if packet is None:
+        run.record(step, "forwarded to the CN", False, f"IPv6 from {src} at the CN within "
+                   f"{timeout:.1f} s", "nothing", detail=_seen(run))
+        return
+    run.note("DUT (HA)", "suite (CN)", f"IPv6 from {src}")
+    run.run_checks(step, packet, spec.get("checks"))
+    run.record(step, "forwarded to the CN", True, f"IPv6 from {src} at the CN", "arrived")
+
+
+def step_expect_not_at_cn(run: CaseRun, step: Step) -> None:
+    timeout = run.timeout(step, "negative_timeout")
+    src = run.resolve(step.spec["inner_src"])
+    packet = run.wait_packet("correspondent", {"version": 6}, timeout, _from6(src))
+    run.record(step, "dropped", packet is None, f"no IPv6 from {src} at the CN within "
+               f"{timeout:.1f} s", "nothing" if packet is None else "it was forwarded")
+
+
+def step_state(run: CaseRun, step: Step) -> None:
+    dut = run.session.dut(run.case.role)
+    rows = dut.state(step.spec.get("table", "bindings"))
+    run.vars["state"] = {"message": rows}
+    run.run_checks(step, rows, step.spec.get("checks"))
+
+
+def step_wait(run: CaseRun, step: Step) -> None:
+    """Poll the device's state until the checks hold, with a deadline (not a sleep)."""
+    from conformance.waiting import WaitTimeout, wait_for
+
+    dut = run.session.dut(run.case.role)
+    table = step.spec.get("state", "bindings")
+    limit = float(run.resolve(step.spec.get("seconds_at_most", 5)))
+    checks = step.spec.get("checks") or []
+
+    def holds():
+        rows = dut.state(table)
+        return all(CHECKS[c["check"]](run, rows, **{k: run.resolve(v) for k, v in c.items()
+                                                  if k not in ("check", "requirements")})[0]
+                   for c in checks)
+    start = time.monotonic()
+    try:
+        wait_for(holds, limit, f"{table} to satisfy {[c['check'] for c in checks]}", 0.1)
+        ok = True
+    except WaitTimeout:
+        ok = False
+    run.waited += time.monotonic() - start
+    if not ok and step.precondition:
+        raise Inconclusive(f"the device's {table} never reached the expected state")
+    rows = dut.state(table)
+    run.run_checks(step, rows, checks)
+
+
+def step_log(run: CaseRun, step: Step) -> None:
+    dut = run.session.dut(run.case.role)
+    if not dut.profile.security_exception:
+        raise SuiteError(f"profile {dut.profile.name} declares no security-exception log pattern")
+    from conformance.waiting import WaitTimeout, wait_for
+
+    want = step.spec.get("expect", "present")
+    limit = run.timeout(step, "reply_timeout")
+    start = time.monotonic()
+    try:
+        lines = wait_for(lambda: dut.security_exceptions(run.vars["_log_mark"]), limit,
+                         "a security-exception record") if want == "present" else \
+            dut.security_exceptions(run.vars["_log_mark"])
+    except WaitTimeout:
+        lines = []
+    run.waited += time.monotonic() - start
+    ok = bool(lines) if want == "present" else not lines
+    run.record(step, f"security exception {want}", ok, f"a security-exception record "
+               f"{'in' if want == 'present' else 'absent from'} the device log",
+               lines[0][:300] if lines else "no record")
+
+
+def step_restart_dut(run: CaseRun, step: Step) -> None:
+    dut = run.session.device(run.case.role)
+    params = run.resolve(step.spec.get("params") or {})
+    dut.install()
+    dut.configure(**{k: str(v) for k, v in params.items()})
+    run.mark_all()
+    old = run.session.devices.pop(run.case.role, None)
+    if old is not None:
+        old.stop()
+    dut.start()
+    run.session.devices[run.case.role] = dut
+    run.vars["_log_mark"] = 0
+    run.note("suite", "DUT (MN)", f"start with {params}")
+
+
+def step_expect_request(run: CaseRun, step: Step) -> None:
+    spec = step.spec
+    timeout = run.timeout(step, "reply_timeout")
+    packet = run.wait_packet("transit", {"dst": run.vars["ha"], "ip_proto": 17, "dport": 434},
+                             timeout)
+    if packet is None:
+        if step.precondition:
+            raise Inconclusive(f"the device sent no Registration Request within {timeout:.1f} s")
+        run.record(step, "request arrives", False, f"a Registration Request within "
+                   f"{timeout:.1f} s", "nothing", detail=_seen(run))
+        return
+    message = run.decode_saved(step, packet, spec.get("save_as", "request"))
+    if message is None:
+        return
+    run.note("DUT (MN)", "suite (HA)", f"Registration Request lifetime {message.lifetime}, "
+             f"{len(message.prefix_requests)} prefix request(s)")
+    run.run_checks(step, message, spec.get("checks"))
+
+
+def step_expect_relayed(run: CaseRun, step: Step) -> None:
+    step_expect_request(run, step)
+
+
+def step_expect_no_request(run: CaseRun, step: Step) -> None:
+    timeout = run.timeout(step, "negative_timeout")
+    packet = run.wait_packet("transit", {"dst": run.vars["ha"], "ip_proto": 17, "dport": 434},
+                             timeout)
+    run.record(step, "no request", packet is None, f"no Registration Request within "
+               f"{timeout:.1f} s", "nothing" if packet is None else "a request")
+
+
+def step_reply(run: CaseRun, step: Step) -> None:
+    spec = step.spec
+    saved = run.vars[spec.get("to_request", "request")]
+    request = saved["message"]
+    fields = run.resolve(spec.get("fields") or {})
+    exts = [run.extension(item) for item in spec.get("extensions") or []]
+    if spec.get("auth", True):
+        exts.append(AuthExtension(32, run.spi))
+    reply = RegistrationReply(int(fields.get("code", 0)),
+                              int(fields.get("lifetime", request.lifetime)),
+                              request.home_address, run.vars["ha"],
+                              int(fields.get("identification", request.identification)), exts)
+    payload = encode(reply, {32: bytes.fromhex(fields["key"]) if "key" in fields else run.key})
+    run.mark_all()
+    run.session.agent_for("ha").send_udp(run.vars["ha"], saved["src"], payload,
+                                         sport=434, dport=saved.get("sport", 434))
+    run.note("suite (HA)", "DUT (MN)", f"Registration Reply code {reply.code}, "
+             f"{len(reply.prefix_replies)} prefix reply(ies)")
+
+
+EXECUTORS = {name[5:]: fn for name, fn in globals().items() if name.startswith("step_")}
+
+
+def run_case(run: CaseRun, on_step=None) -> None:
+    """Execute every step; Inconclusive, LabError and SuiteError propagate to the caller."""
+    dut = run.session.dut(run.case.role)
+    run.vars["_log_mark"] = dut.log_mark() if dut else 0
+    for step in run.case.steps:
+        if on_step:
+            with on_step(step):
+                EXECUTORS[step.kind](run, step)
+        else:
+            EXECUTORS[step.kind](run, step)
+
+
+__all__ = ["CaseRun", "Inconclusive", "run_case", "LabError", "message_to_dict", "Path"]

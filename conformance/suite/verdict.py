@@ -1,0 +1,102 @@
+"""Verdicts of test cases and their roll-up to requirements (ETSI/ISO 9646 style).
+
+PASS, FAIL (a MUST/MUST NOT broken), NON-STRICT (a SHOULD/SHOULD NOT/RECOMMENDED not met),
+INCONCLUSIVE (the device never reached the state the check needs), NOT-APPLICABLE (the PICS
+declares the feature absent; never inferred from failures), ERROR (the lab or the suite
+failed), XFAIL/XPASS (against a per-device expected-failure file).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import yaml
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    NON_STRICT = "NON-STRICT"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    NOT_APPLICABLE = "NOT-APPLICABLE"
+    ERROR = "ERROR"
+    XFAIL = "XFAIL"
+    XPASS = "XPASS"
+
+
+# A requirement's verdict is the worst of its cases' verdicts, in this order.
+SEVERITY = [Verdict.FAIL, Verdict.XPASS, Verdict.ERROR, Verdict.NON_STRICT, Verdict.XFAIL,
+            Verdict.INCONCLUSIVE, Verdict.PASS, Verdict.NOT_APPLICABLE]
+NON_STRICT_LEVELS = {"SHOULD", "SHOULD NOT", "RECOMMENDED"}
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    requirements: list[str]
+    expected: str
+    actual: str
+    step: int | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return {"check": self.name, "ok": self.ok, "requirements": self.requirements,
+                "expected": self.expected, "actual": self.actual, "step": self.step,
+                "detail": self.detail}
+
+
+def judge(results: list[CheckResult], catalog) -> Verdict:
+    """FAIL when a failed check binds a strict requirement, NON-STRICT when only SHOULDs."""
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return Verdict.PASS
+    for result in failed:
+        levels = {catalog[req].level for req in result.requirements if req in catalog}
+        if not levels or levels - NON_STRICT_LEVELS:
+            return Verdict.FAIL
+    return Verdict.NON_STRICT
+
+
+def signature(results: list[CheckResult]) -> str:
+    """What identifies a failure for the expected-failure file: check and requirement ids."""
+    return ";".join(sorted({f"{r.name}:{','.join(r.requirements)}" for r in results
+                            if not r.ok}))
+
+
+def rollup(verdicts: list[Verdict]) -> Verdict | None:
+    for verdict in SEVERITY:
+        if verdict in verdicts:
+            return verdict
+    return None
+
+
+@dataclass
+class ExpectedFailures:
+    """Per-device list of known failures: case id and a regex over the failure signature."""
+
+    entries: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "ExpectedFailures":
+        if not path:
+            return cls()
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        entries = {}
+        for item in data.get("expected_failures", []):
+            entries[str(item["case"])] = str(item.get("signature", ".*"))
+        return cls(entries, str(path))
+
+    def apply(self, case_id: str, verdict: Verdict, sig: str) -> Verdict:
+        pattern = self.entries.get(case_id)
+        if pattern is None:
+            return verdict
+        if verdict in (Verdict.FAIL, Verdict.NON_STRICT) and re.search(pattern, sig):
+            return Verdict.XFAIL
+        if verdict == Verdict.PASS:
+            return Verdict.XPASS  # the file must stay honest: a listed case that passes
+        return verdict
