@@ -8,9 +8,7 @@ setup:
 	@bash tools/setup.sh
 
 run: setup
-	$(BIN)/dsmip4 requirements | tail -n 6
-	$(BIN)/dsmip4 bench codec
-	$(BIN)/python tools/check_catalog.py
+	$(BIN)/dsmip4 run
 
 check-catalog: setup
 	$(BIN)/python tools/check_catalog.py

@@ -354,11 +354,12 @@ def _save_case_evidence(record, evidence_dir: Path, allure) -> None:
                                    attachment_type="application/vnd.tcpdump.pcap",
                                    extension="pcap")
             elif key == "device_log":
-                allure.attach.file(value, name="device log", attachment_type="text/plain")
+                allure.attach.file(value, name="device log",
+                                   attachment_type=allure.attachment_type.TEXT)
         allure.attach(json.dumps(record["checks"], indent=2), name="checks and decoded "
-                      "messages", attachment_type="application/json")
+                      "messages", attachment_type=allure.attachment_type.JSON)
         allure.attach(record["message"], name="verdict " + str(record["verdict"]),
-                      attachment_type="text/plain")
+                      attachment_type=allure.attachment_type.TEXT)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,0 +1,100 @@
+"""`dsmip4 run` on the built-in lab: clean reference devices pass; a device with a fault FAILs
+the case mapped to the broken requirement; expected failures, XPASS and NOT-APPLICABLE."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _possible():
+    if os.geteuid() != 0:
+        return "needs root for the built-in lab"
+    if not Path("/usr/sbin/sshd").exists():
+        return "needs openssh-server (make setup installs it)"
+    return None
+
+
+reason = _possible()
+if reason and os.environ.get("DSMIP4_REQUIRE_TOOLS"):
+    pytest.fail(reason, pytrace=False)
+pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+def dsmip4_run(tmp_path, *args):
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--out", str(out), *args],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    results = json.loads((out / "results.json").read_text()) if \
+        (out / "results.json").exists() else None
+    return proc, results, out
+
+
+def _profile(tmp_path, role="ha", **changes) -> str:
+    data = yaml.safe_load((ROOT / f"fixtures/profiles/reference-{role}.yaml").read_text())
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        data[section][name] = value
+    path = tmp_path / f"{role}-variant.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def verdicts(results):
+    return {c["id"]: c["verdict"] for c in results["cases"]}
+
+
+def test_reference_passes_in_every_role_with_all_reports(tmp_path):
+    proc, results, out = dsmip4_run(tmp_path, "--case", "HA-3.3-001", "--case", "MN-3.5-004",
+                                    "--case", "FA-3.4-001")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert verdicts(results) == {"HA-3.3-001": "PASS", "MN-3.5-004": "PASS",
+                                 "FA-3.4-001": "PASS"}
+    for name in ("results.json", "junit.xml", "report.html"):
+        assert (out / name).is_file()
+    assert list((out / "allure-results").glob("*-result.json"))
+    case = results["cases"][0]
+    assert case["evidence"]["pcap_foreign"] and Path(case["evidence"]["pcap_foreign"]).exists()
+    assert case["evidence"]["bindings_after"] and case["trace"]
+    assert "protocol waits" in proc.stdout and "report:" in proc.stdout
+
+
+def test_a_fault_in_the_device_is_a_fail_with_evidence(tmp_path):
+    dut = _profile(tmp_path, parameters__faults="[ha.duplicate-prefix-reply]")
+    proc, results, _ = dsmip4_run(tmp_path, "--dut", dut, "--case", "HA-3.3-002")
+    assert proc.returncode == 1
+    [case] = results["cases"]
+    assert case["verdict"] == "FAIL"
+    assert "no_duplicate_prefix_replies [RFC5454-3.3-03]" in case["message"]
+    assert "hex " in case["message"]  # what arrived, as hex
+    assert case["rerun"].startswith("dsmip4 run --case HA-3.3-002 --dut ")
+    req = next(r for r in results["requirements"] if r["id"] == "RFC5454-3.3-03")
+    assert req["verdict"] == "FAIL"
+
+    xfail = tmp_path / "xfail.yaml"
+    xfail.write_text("expected_failures:\n  - {case: HA-3.3-002, signature: RFC5454-3.3-03}\n")
+    proc, results, _ = dsmip4_run(tmp_path, "--dut", dut, "--case", "HA-3.3-002",
+                                  "--expected-failures", str(xfail))
+    assert proc.returncode == 0 and verdicts(results) == {"HA-3.3-002": "XFAIL"}
+    clean = _profile(tmp_path)
+    proc, results, _ = dsmip4_run(tmp_path, "--dut", clean, "--case", "HA-3.3-002",
+                                  "--expected-failures", str(xfail))
+    assert proc.returncode == 1 and verdicts(results) == {"HA-3.3-002": "XPASS"}
+
+
+def test_pics_absent_is_not_applicable_never_a_pass(tmp_path):
+    pics = yaml.safe_load((ROOT / "fixtures/profiles/reference-ha.yaml").read_text())["pics"]
+    pics["tunneling-mode-honoured"] = False
+    data = yaml.safe_load((ROOT / "fixtures/profiles/reference-ha.yaml").read_text())
+    data["pics"] = pics
+    path = tmp_path / "no-coa.yaml"
+    path.write_text(yaml.safe_dump(data))
+    proc, results, _ = dsmip4_run(tmp_path, "--dut", str(path), "--case", "HA-3.3-007")
+    assert proc.returncode == 0 and verdicts(results) == {"HA-3.3-007": "NOT-APPLICABLE"}

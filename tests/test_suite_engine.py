@@ -1,0 +1,128 @@
+"""The conformance engine without a lab: case files, verdicts, expected failures, reports."""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conformance.catalog import load_catalog
+from conformance.suite.model import CaseFileError, load_case_file
+from conformance.suite.verdict import (
+    CheckResult, ExpectedFailures, Verdict, judge, rollup, signature,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG = load_catalog()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "testcases").glob("rfc*.yaml")))
+def test_every_case_file_loads(path):
+    cases = load_case_file(path, CATALOG)
+    assert cases and all(c.requirements and c.purpose.startswith("Ensure that") for c in cases)
+
+
+GOOD = """section: "3.3"
+role: ha
+cases:
+  - id: X-1
+    title: t
+    requirements: [RFC5454-3.3-02]
+    purpose: Ensure that the HA does it.
+    steps:
+      - register: {extensions: [{prefix-request: 2001:db8:10:1::/64}]}
+      - expect_reply:
+          checks:
+            - {check: reply_code, in: [0]}
+"""
+
+
+def test_loader_reports_every_error_with_file_case_and_path(tmp_path):
+    bad = tmp_path / "rfc-bad.yaml"
+    bad.write_text(GOOD.replace("RFC5454-3.3-02", "RFC5454-9.9-99")
+                   .replace("Ensure that the HA does it.", "Check the HA.")
+                   .replace("reply_code", "reply_colour")
+                   .replace("      - register:", "      - registr:"))
+    with pytest.raises(CaseFileError) as info:
+        load_case_file(bad, CATALOG)
+    text = str(info.value)
+    assert str(bad) in text
+    problems = info.value.problems
+    assert any("cases[0] (X-1).requirements" in p and "RFC5454-9.9-99" in p for p in problems)
+    assert any("cases[0] (X-1).purpose" in p for p in problems)
+    assert any("cases[0] (X-1).steps[0]" in p for p in problems)
+    assert any("checks[0].check" in p and "reply_colour" in p for p in problems)
+    assert len(problems) >= 4
+
+
+def test_a_case_without_requirements_is_an_error(tmp_path):
+    bad = tmp_path / "rfc-none.yaml"
+    bad.write_text(GOOD.replace("requirements: [RFC5454-3.3-02]", "requirements: []"))
+    with pytest.raises(CaseFileError, match="at least one requirement"):
+        load_case_file(bad, CATALOG)
+
+
+def _r(ok, *reqs):
+    return CheckResult("c", ok, list(reqs), "e", "a")
+
+
+def test_judge_maps_levels_to_verdicts():
+    assert judge([_r(True, "RFC5454-3.3-03")], CATALOG) == Verdict.PASS
+    assert judge([_r(False, "RFC5454-3.3-03")], CATALOG) == Verdict.FAIL  # MUST NOT
+    assert judge([_r(False, "RFC5454-3.3-02")], CATALOG) == Verdict.NON_STRICT  # SHOULD
+    assert judge([_r(False, "RFC5454-3.3-02"), _r(False, "RFC5454-3.3-05")],
+                 CATALOG) == Verdict.FAIL
+    assert judge([_r(False, "RFC5454-3.2-D1")], CATALOG) == Verdict.FAIL  # DEFINITION
+    assert judge([], CATALOG) == Verdict.PASS
+
+
+def test_rollup_takes_the_worst():
+    assert rollup([Verdict.PASS, Verdict.FAIL]) == Verdict.FAIL
+    assert rollup([Verdict.PASS, Verdict.NOT_APPLICABLE]) == Verdict.PASS
+    assert rollup([Verdict.INCONCLUSIVE, Verdict.PASS]) == Verdict.INCONCLUSIVE
+    assert rollup([]) is None
+
+
+def test_expected_failures_xfail_and_xpass(tmp_path):
+    path = tmp_path / "xfail.yaml"
+    path.write_text("expected_failures:\n  - {case: HA-3.3-002, signature: 'RFC5454-3.3-03'}\n")
+    xf = ExpectedFailures.load(path)
+    sig = signature([CheckResult("no_duplicate_prefix_replies", False, ["RFC5454-3.3-03"],
+                                 "", "")])
+    assert xf.apply("HA-3.3-002", Verdict.FAIL, sig) == Verdict.XFAIL
+    assert xf.apply("HA-3.3-002", Verdict.FAIL, "other:RFC5454-3.3-02") == Verdict.FAIL
+    assert xf.apply("HA-3.3-002", Verdict.PASS, "") == Verdict.XPASS
+    assert xf.apply("HA-3.3-001", Verdict.FAIL, sig) == Verdict.FAIL
+
+
+def test_reports_from_a_synthetic_run(tmp_path):
+    from conformance.reports.writer import write_reports
+
+    (tmp_path / "evidence" / "X-1").mkdir(parents=True)
+    (tmp_path / "evidence" / "X-1" / "foreign.pcap").write_bytes(b"pcap")
+    case = {"id": "X-1", "title": "t", "file": "testcases/x.yaml", "role": "ha",
+            "section": "3.3", "requirements": ["RFC5454-3.3-03"], "purpose": "Ensure that x",
+            "pics": [], "verdict": "FAIL", "message": "step 2 no_duplicate_prefix_replies",
+            "checks": [{"check": "no_duplicate_prefix_replies", "ok": False,
+                        "requirements": ["RFC5454-3.3-03"], "expected": "at most one",
+                        "actual": "1 duplicate(s)", "step": 1, "detail": ""}],
+            "trace": [{"time": 1, "from": "suite (MN)", "to": "FA", "what": "RRQ"}],
+            "evidence": {"pcap_foreign": str(tmp_path / "evidence/X-1/foreign.pcap")},
+            "waited": 0.5, "duration": 1.0, "rerun": "dsmip4 run --case X-1", "steps": []}
+    state = SimpleNamespace(out=tmp_path, cases=[case], catalog=CATALOG, started=0.0,
+                            profiles={}, explicit_duts=False, run_id="r", testbed=None,
+                            expected=ExpectedFailures(), strict=False)
+    summary = write_reports(state)
+    assert summary["counts"] == {"FAIL": 1}
+    results = json.loads((tmp_path / "results.json").read_text())
+    req = next(r for r in results["requirements"] if r["id"] == "RFC5454-3.3-03")
+    assert req["verdict"] == "FAIL" and req["cases"] == [{"id": "X-1", "verdict": "FAIL"}]
+    assert len(results["requirements"]) == len(CATALOG.requirements)
+    assert results["manifest"] == {"evidence/X-1/foreign.pcap":
+                                   __import__("hashlib").sha256(b"pcap").hexdigest()}
+    junit = (tmp_path / "junit.xml").read_text()
+    assert 'failures="1"' in junit and "dsmip4 run --case X-1" in junit
+    html = (tmp_path / "report.html").read_text()
+    assert "RFC5454-3.3-03" in html and "Traceability matrix" in html and "X-1" in html
+    untestable = next(r for r in results["requirements"] if r["testable"] == "no")
+    assert untestable["verdict"] == "UNTESTABLE"
