@@ -98,3 +98,28 @@ def test_pics_absent_is_not_applicable_never_a_pass(tmp_path):
     path.write_text(yaml.safe_dump(data))
     proc, results, _ = dsmip4_run(tmp_path, "--dut", str(path), "--case", "HA-3.3-007")
     assert proc.returncode == 0 and verdicts(results) == {"HA-3.3-007": "NOT-APPLICABLE"}
+
+
+def test_cases_spread_over_two_labs_with_xdist(tmp_path):
+    from conformance.lab.builtin import BuiltinLab
+
+    labs = [BuiltinLab().up(), BuiltinLab().up()]
+    try:
+        out = tmp_path / "xdist"
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", str(ROOT / "testcases"), "-n", "2", "-q",
+             "-p", "no:cacheprovider", "--rootdir", str(ROOT), "--out", str(out),
+             "--case", "HA-3.3-001", "--case", "HA-3.3-002", "--case", "HA-3.3-003",
+             "--case", "HA-3.8-001"] + [a for lab in labs for a in
+                                        ("--testbed", str(lab.testbed_path))],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        results = json.loads((out / "results.json").read_text())
+        assert sorted(verdicts(results).items()) == [
+            ("HA-3.3-001", "PASS"), ("HA-3.3-002", "PASS"), ("HA-3.3-003", "PASS"),
+            ("HA-3.8-001", "PASS")]
+        assert not list(out.glob("partial-*.json"))
+    finally:
+        for lab in labs:
+            lab.down()

@@ -17,26 +17,50 @@ from conformance.suite.verdict import Verdict, rollup
 VERDICT_ORDER = [v.value for v in Verdict]
 
 
+def case_requirement_verdicts(case: dict) -> dict[str, str]:
+    """Each requirement a case touched (its own and its checks'), with the verdict it earned:
+    a failing case fails only the requirements whose checks failed."""
+    checks = case.get("checks", [])
+    reqs = list(dict.fromkeys(case["requirements"] + [r for c in checks
+                                                       for r in c["requirements"]]))
+    verdict = case["verdict"]
+    if verdict not in ("FAIL", "NON-STRICT", "XFAIL"):
+        return {r: verdict for r in reqs}
+    out = {}
+    for req in reqs:
+        mine = [c for c in checks if req in c["requirements"]]
+        if any(not c["ok"] for c in mine):
+            out[req] = verdict
+        elif mine:
+            out[req] = "PASS"
+        else:
+            out[req] = verdict
+    return out
+
+
 def _requirements(state, cases) -> list[dict]:
-    by_req: dict[str, list[dict]] = {}
+    by_req: dict[str, list[tuple[dict, str]]] = {}
     for case in cases:
-        for req in case["requirements"]:
-            by_req.setdefault(req, []).append(case)
+        for req, verdict in case_requirement_verdicts(case).items():
+            by_req.setdefault(req, []).append((case, verdict))
     out = []
     for req in state.catalog.requirements:
-        mine = by_req.get(req.id, [])
-        verdict = rollup([Verdict(c["verdict"]) for c in mine])
+        pairs = by_req.get(req.id, [])
+        mine = [c for c, _ in pairs]
+        verdict = rollup([Verdict(v) for _, v in pairs])
         if verdict is None:
             verdict_text = "UNTESTABLE" if req.testable == "no" else "NOT-RUN"
         else:
             verdict_text = verdict.value
         out.append({**req.to_dict(), "verdict": verdict_text,
-                    "cases": [{"id": c["id"], "verdict": c["verdict"]} for c in mine]})
+                    "cases": [{"id": c["id"], "verdict": v} for c, v in pairs]})
     return out
 
 
 def _manifest(out: Path) -> dict:
     manifest = {}
+    if not (out / "evidence").exists():
+        return manifest
     for path in sorted((out / "evidence").rglob("*")):
         if path.is_file():
             manifest[str(path.relative_to(out))] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -45,7 +69,9 @@ def _manifest(out: Path) -> dict:
 
 def write_reports(state) -> dict:
     out: Path = state.out
-    cases = state.cases
+    out.mkdir(parents=True, exist_ok=True)
+    cases = sorted(state.cases, key=lambda c: ({"ha": 0, "mn": 1, "fa": 2}.get(c["role"], 9),
+                                               c["file"], c["id"]))
     ended = time.time()
     counts = Counter(c["verdict"] for c in cases)
     by_role = {}

@@ -53,12 +53,14 @@ class RunState:
         opt = config.option
         self.catalog = load_catalog(opt.catalog)
         self.started = time.time()
-        self.run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.started)) + \
-            f"-{os.getpid()}"
+        # xdist workers inherit the controller's run id, so they all report into one folder.
+        self.run_id = os.environ.setdefault(
+            "DSMIP4_RUN_ID", time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.started))
+            + f"-{os.getpid()}")
         self.out = Path(opt.out or Path("reports") / self.run_id).resolve()
-        (self.out / "evidence").mkdir(parents=True, exist_ok=True)
+        self.worker = os.environ.get("PYTEST_XDIST_WORKER")
         testbeds = opt.testbed
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        worker = self.worker or "gw0"
         index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
         self.testbed_path = testbeds[index % len(testbeds)] if testbeds else None
         self.testbed = load_testbed(self.testbed_path) if self.testbed_path else None
@@ -216,6 +218,7 @@ def execute(state: RunState, case) -> dict:
         allure.dynamic.label("dsmip4_case", case.id)
     run = None
     evidence_dir = state.out / "evidence" / case.id
+    evidence_dir.mkdir(parents=True, exist_ok=True)
     try:
         dut_profile = profile or _ref(case.role)
         missing = [p for p in case.pics if not dut_profile.claims(p)]
@@ -257,6 +260,9 @@ def execute(state: RunState, case) -> dict:
                     evidence_dir.mkdir(parents=True, exist_ok=True)
                     (evidence_dir / "device.log").write_text(log)
                     record["evidence"]["device_log"] = str(evidence_dir / "device.log")
+        dut = session.dut(case.role)
+        if dut is not None:
+            dut.check_alive()  # died during the case: an ERROR with its last log lines
         verdict = judge(run.results, catalog)
         failed = [r for r in run.results if not r.ok]
         record["message"] = _failure_message(run, failed) if failed else \
@@ -368,6 +374,16 @@ def pytest_sessionfinish(session, exitstatus):
         return
     if state.session is not None:
         state.session.close()
+    if state.worker:
+        # An xdist worker hands its cases to the controller, which writes the one report.
+        if state.cases:
+            state.out.mkdir(parents=True, exist_ok=True)
+            (state.out / f"partial-{state.worker}.json").write_text(
+                json.dumps(state.cases, default=str))
+        return
+    for partial in sorted(state.out.glob("partial-gw*.json")) if state.out.exists() else []:
+        state.cases.extend(json.loads(partial.read_text()))
+        partial.unlink()
     if state.testbed is None and not state.cases:
         return
     from conformance.reports.writer import write_reports
@@ -376,6 +392,29 @@ def pytest_sessionfinish(session, exitstatus):
     xpass = summary["counts"].get("XPASS", 0)
     if xpass and session.exitstatus == 0:
         session.exitstatus = 1  # an unexpected pass: the expected-failure file must be fixed
+
+
+def pytest_runtest_logreport(report):
+    """One progress line per case, with its verdict, as the run goes."""
+    if report.when != "call" and not (report.when == "setup" and report.skipped):
+        return
+    item_record = getattr(report, "dsmip4_record", None)
+    if item_record is None:
+        return
+    import sys
+
+    print(f"\n  {item_record['id']:<14} {item_record['verdict']:<15} "
+          f"{item_record.get('duration', 0):5.1f} s  {item_record['title']}", end="",
+          file=sys.stderr, flush=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if isinstance(item, CaseItem) and item.record is not None and call.when == "call":
+        report.dsmip4_record = item.record
+        report.user_properties.append(("verdict", item.record["verdict"]))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
