@@ -155,7 +155,10 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
             for r in step_reqs:
                 if r not in catalog:
                     bad(f"{swhere}.requirements", f"{r} is not in the requirement catalog", step)
-            for k, check in enumerate(body.get("checks") or []):
+            all_checks = list(body.get("checks") or [])
+            for alt in body.get("accept") or []:
+                all_checks += list((alt or {}).get("checks") or [])
+            for k, check in enumerate(all_checks):
                 if not isinstance(check, dict) or "check" not in check:
                     bad(f"{swhere}.{kind}.checks[{k}]", "expected a mapping with 'check'", step)
                     continue

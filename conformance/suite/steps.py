@@ -252,10 +252,40 @@ def _reply_filter(run: CaseRun, spec) -> dict:
     return {"src": run.vars[frm], "ip_proto": 17, "dport": 434}
 
 
+def _alternatives(run: CaseRun, step: Step, packet, spec) -> None:
+    """`accept:` several acceptable outcomes; the step passes when one of them holds."""
+    outcomes = []
+    message = None
+    if packet is not None:
+        message = run.decode_saved(step, packet, spec.get("save_as", "reply"))
+        if message is None:
+            return
+    for i, alt in enumerate(spec["accept"]):
+        if alt.get("nothing"):
+            ok = packet is None
+            outcomes.append((ok, "no reply (silent drop)" if ok else "a reply arrived"))
+            continue
+        if message is None:
+            outcomes.append((False, "no reply"))
+            continue
+        scratch = CaseRun.__new__(CaseRun)
+        scratch.__dict__.update(run.__dict__)
+        scratch.results = []
+        scratch.run_checks(step, message, alt.get("checks"))
+        failed = [f"{r.name}: {r.actual}" for r in scratch.results if not r.ok]
+        outcomes.append((not failed, "; ".join(failed) or "all checks hold"))
+    ok = any(o for o, _ in outcomes)
+    summary = " | ".join(f"outcome {i + 1}: {text}" for i, (_, text) in enumerate(outcomes))
+    run.record(step, "acceptable outcome", ok, f"one of {len(outcomes)} acceptable outcomes",
+               summary)
+
+
 def step_expect_reply(run: CaseRun, step: Step) -> None:
     spec = step.spec
     timeout = run.timeout(step, "reply_timeout")
     packet = run.wait_packet("foreign", _reply_filter(run, spec), timeout)
+    if spec.get("accept"):
+        return _alternatives(run, step, packet, spec)
     if packet is None:
         if spec.get("or_nothing"):
             run.record(step, "reply or silent drop", True, "a reply or a silent drop",
