@@ -28,6 +28,10 @@ from conformance.adapters import linux
 MIP_PORT = 434
 
 
+class _Stop(Exception):
+    """Raised by the SIGTERM/SIGINT handler to end the loop."""
+
+
 class Logger:
     def __init__(self, role: str, path: str | None):
         self.role = role
@@ -237,9 +241,25 @@ class NodeRunner:
                 self.apply(self.engine.attach_colocated(attach["care_of_address"], now))
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
-        self.start()
+        def stop(*_):
+            self.running = False
+            raise _Stop()  # leave a blocking select at once, not at its next timeout
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            self.start()
+            self._loop()
+        except _Stop:
+            pass
+        self.log.write("stopped")
+        if self.config.runtime.control_socket:
+            try:
+                os.unlink(self.config.runtime.control_socket)
+            except FileNotFoundError:
+                pass
+        return 0
+
+    def _loop(self) -> None:
         while self.running:
             deadline = self.engine.next_timer()
             timeout = None if deadline is None else max(0.0, deadline - time.time())
@@ -251,13 +271,6 @@ class NodeRunner:
             deadline = self.engine.next_timer()
             if deadline is not None and deadline <= time.time():
                 self.apply(self.engine.handle_timer(time.time()))
-        self.log.write("stopped")
-        if self.config.runtime.control_socket:
-            try:
-                os.unlink(self.config.runtime.control_socket)
-            except FileNotFoundError:
-                pass
-        return 0
 
 
 def control_request(path: str, command: str, timeout: float = 5.0) -> dict:

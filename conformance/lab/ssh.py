@@ -180,10 +180,10 @@ class SSHHost:
         return result.ok
 
     def stop_background(self, pid: int, timeout: float = 5.0) -> None:
-        self.run(f"kill -TERM {pid} 2>/dev/null; for i in $(seq 50); do "
+        self.run(f"kill -TERM {pid} 2>/dev/null; for i in $(seq 250); do "
                  f"kill -0 {pid} 2>/dev/null || exit 0; "
                  f"grep -q '^State:.*Z' /proc/{pid}/status 2>/dev/null && exit 0; "
-                 f"sleep 0.1; done; kill -KILL {pid} 2>/dev/null; exit 0", timeout + 2)
+                 f"sleep 0.02; done; kill -KILL {pid} 2>/dev/null; exit 0", timeout + 2)
 
     def health(self) -> dict:
         """What a lab host must offer before use: a shell, python3 and tcpdump."""
