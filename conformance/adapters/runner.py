@@ -69,6 +69,14 @@ class NodeRunner:
             self.selector.register(self.tun_fd, selectors.EVENT_READ, self._on_tun)
         self.foreign_ifindex = linux.ifindex_of(rt.foreign_interface) if self.role == "fa" \
             else None
+        if self.role == "ha" and rt.multicast_interface:
+            # The kernel has no multicast routing here: the HA reads the home link's IPv6
+            # multicast itself and tunnels it to the MNs that joined the group (§3.3.2).
+            self.mcast = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM,
+                                       socket.htons(0x86DD))
+            self.mcast.bind((rt.multicast_interface, 0))
+            self.mcast.setblocking(False)
+            self.selector.register(self.mcast, selectors.EVENT_READ, self._on_multicast)
         self._host_routes: set[str] = set()
         self.control = None
         if rt.control_socket:
@@ -156,6 +164,13 @@ class NodeRunner:
             if socket.inet_ntoa(dst) != self.engine.address:
                 return  # a visitor's packet the kernel forwards anyway
         self.apply(self.engine.receive_ipv4(packet, now))
+
+    def _on_multicast(self, sock) -> None:
+        packet, addr = sock.recvfrom(65535)
+        if addr[2] == socket.PACKET_OUTGOING or len(packet) < 40 or packet[24] != 0xFF \
+                or packet[25] & 0x0F <= 2:
+            return  # only routable-scope multicast that arrived on the link
+        self.apply(self.engine.receive_ipv6(packet, time.time()))
 
     def _on_tun(self, fd) -> None:
         try:

@@ -30,7 +30,8 @@ class Runtime:
     control_socket: str | None = None
     log: str | None = None
     tun: str | None = None
-    tun_mtu: int = 1400
+    tun_mtu: int = 1280  # RFC 4213 §3.2 static tunnel MTU
+    multicast_interface: str | None = None  # HA: the home-side link whose multicast it tunnels
     install_routes: bool = True
     interface: str | None = None  # MN: the interface facing the visited link
     foreign_interface: str | None = None  # FA: the visited link, for host routes to visitors
@@ -147,7 +148,8 @@ def _runtime(path, node, where) -> Runtime:
         return Runtime()
     r = _Reader(path, node, where)
     rt = Runtime(control_socket=r.get("control_socket", str, None), log=r.get("log", str, None),
-                 tun=r.get("tun", str, None), tun_mtu=r.get("tun_mtu", _int, 1400),
+                 tun=r.get("tun", str, None), tun_mtu=r.get("tun_mtu", _int, 1280),
+                 multicast_interface=r.get("multicast_interface", str, None),
                  install_routes=r.get("install_routes", _bool, True),
                  interface=r.get("interface", str, None),
                  foreign_interface=r.get("foreign_interface", str, None))
@@ -221,6 +223,7 @@ def _mn(path, r: _Reader, base) -> MNConfig:
                     reverse_tunnel=r.get("reverse_tunnel", _bool, False),
                     gre=r.get("gre", _bool, False),
                     udp_tunnelling=r.get("udp_tunnelling", _bool, False),
+                    groups=[str(ipaddress.IPv6Address(g)) for g in r.get("groups", list, [])],
                     faults=r.get("faults", _faults(MN_FAULTS), frozenset()))
 
 

@@ -63,6 +63,7 @@ class MNConfig:
     reverse_tunnel: bool = False
     gre: bool = False
     udp_tunnelling: bool = False
+    groups: list[str] = field(default_factory=list)  # multicast groups to join once bound
     faults: frozenset[str] = frozenset()
 
 
@@ -324,14 +325,19 @@ class MobileNode:
 
     def _after_registration(self, now) -> list:
         cfg = self.config
+        actions = []
+        if any(p.accepted for p in self.prefixes.values()):
+            for group in cfg.groups:
+                if addr6(group) not in self.groups:
+                    actions += self.join_group(group, now)
         if not cfg.dynamic_delegation or self.ha_supports_dsmip is False:
-            return []
+            return actions
         if not self.link_local_registered:
             # §3.7.1: the HoA is registered; now register the tunnel link-local address.
-            return self._register(now, cfg.lifetime)
+            return actions + self._register(now, cfg.lifetime)
         if not self.delegated:
-            return self._solicit()
-        return []
+            return actions + self._solicit()
+        return actions
 
     # ------------------------------------------------------------------ timers
     def next_timer(self) -> float | None:

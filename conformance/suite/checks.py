@@ -243,17 +243,105 @@ def middle_header(ctx, packet, **want):
 
 
 def _inner6(packet):
+    """The IPv6 packet inside IP-in-IP, IPv6-in-IPv4, GRE or RFC 3519 UDP tunnel data."""
+    from conformance.codec.packets import parse_gre, parse_udp
+
     ip4 = parse_ipv4(packet)
     payload, proto = ip4.payload, ip4.proto
+    if proto == 17:
+        _, _, data = parse_udp(payload)
+        if len(data) < 4 or data[0] != 4:
+            return None
+        payload, proto = data[4:], data[1]
+    if proto == 47:
+        ethertype, payload = parse_gre(payload)
+        proto = 41 if ethertype == 0x86DD else 4
     if proto == 4:
         inner4 = parse_ipv4(payload)
         payload, proto = inner4.payload, inner4.proto
-    if proto == 47:
-        from conformance.codec.packets import parse_gre
-
-        _, payload = parse_gre(payload)
-        proto = 41
+        if proto == 47:
+            ethertype, payload = parse_gre(payload)
+            proto = 41 if ethertype == 0x86DD else None
     return parse_ipv6(payload) if proto == 41 else None
+
+
+def _upper(inner):
+    from conformance.codec.packets import upper_layer
+
+    return upper_layer(inner)
+
+
+@check
+def inner_icmpv6_type(ctx, packet, equals):
+    inner = _inner6(packet)
+    proto, data = _upper(inner) if inner else (None, b"")
+    got = data[0] if proto == 58 and data else None
+    return got == equals, f"inner ICMPv6 type {equals}", f"{'not ICMPv6' if got is None else got}"
+
+
+@check
+def neighbor_advert(ctx, packet, target):
+    """RFC 4213 §3.8 / RFC 4861: an NA for `target`, hop limit 255, no link-layer option."""
+    inner = _inner6(packet)
+    proto, data = _upper(inner) if inner else (None, b"")
+    want = ctx.resolve(target)
+    from conformance.codec.packets import addr6
+
+    ok = proto == 58 and len(data) >= 24 and data[0] == 136 and data[8:24] == addr6(want) \
+        and inner.hop_limit == 255 and len(data) == 24
+    got = f"type {data[0] if data else None}, hop limit {inner.hop_limit if inner else None}, " \
+          f"{len(data)} bytes" if inner else "no inner IPv6"
+    return ok, f"a Neighbor Advertisement for {want}, hop limit 255, no options", got
+
+
+@check
+def inner_size_at_most(ctx, packet, equals):
+    inner = _inner6(packet)
+    size = 40 + len(inner.payload) if inner else None
+    return size is not None and size <= equals, f"inner IPv6 packet <= {equals} bytes", f"{size}"
+
+
+@check
+def tunnel_next_header(ctx, packet, equals):
+    from conformance.codec.packets import parse_udp
+
+    ip4 = parse_ipv4(packet)
+    if ip4.proto != 17:
+        return False, f"RFC 3519 tunnel data with next header {equals}", f"IP protocol {ip4.proto}"
+    _, dport, data = parse_udp(ip4.payload)
+    got = data[1] if len(data) >= 2 and data[0] == 4 else None
+    return got == equals, f"Mobile Tunnel Data, next header {equals}", f"{got}"
+
+
+@check
+def dhcpv6_delegates(ctx, packet, prefix):
+    from conformance.codec import dhcpv6 as dh
+    from conformance.codec.packets import parse_udp, text6
+
+    inner = _inner6(packet)
+    proto, data = _upper(inner) if inner else (None, b"")
+    if proto != 17:
+        return False, f"a DHCPv6 reply delegating {prefix}", "not UDP"
+    _, _, body = parse_udp(data)
+    msg = dh.decode_dhcpv6(body)
+    got = [f"{text6(p.prefix)}/{p.length}" for ia in msg.ia_pd for p in ia.prefixes]
+    return prefix in got, f"a DHCPv6 message delegating {prefix}", f"type {msg.msg_type}, {got}"
+
+
+@check
+def is_dhcpv6_solicit(ctx, packet):
+    from conformance.codec import dhcpv6 as dh
+    from conformance.codec.packets import parse_udp
+
+    inner = _inner6(packet)
+    proto, data = _upper(inner) if inner else (None, b"")
+    if proto != 17:
+        return False, "a DHCPv6 Solicit with IA_PD", "not UDP"
+    _, dport, body = parse_udp(data)
+    msg = dh.decode_dhcpv6(body)
+    ok = dport == 547 and msg.msg_type in (dh.SOLICIT, dh.REQUEST) and bool(msg.ia_pd)
+    return ok, "a DHCPv6 Solicit/Request with IA_PD to port 547", \
+        f"type {msg.msg_type}, port {dport}, {len(msg.ia_pd)} IA_PD"
 
 
 @check
@@ -339,3 +427,35 @@ def mn_registered(ctx, rows, equals=True, dsmip=None):
     return ok, f"registered={equals}" + (f", HA supports RFC 5454={dsmip}" if dsmip is not None
                                          else ""), \
         f"registered={row.get('registered')}, HA supports RFC 5454={row.get('ha_supports_dsmip')}"
+
+
+@check
+def binding_groups(ctx, rows, includes, home_address="$hoa"):
+    row = _binding(rows, ctx.resolve(home_address))
+    groups = row.get("groups", []) if row else None
+    return bool(groups) and includes in groups, f"membership of {includes}", f"{groups}"
+
+
+@check
+def middle_source(ctx, packet, equals):
+    """The IPv4 header around the IPv6 packet (inside any outer IP-in-IP): its source."""
+    outer = parse_ipv4(packet)
+    middle = parse_ipv4(outer.payload) if outer.proto == 4 else outer
+    want = ctx.resolve(equals)
+    return middle.src == want and middle.proto == 41, f"IPv6 in IPv4 from {want}", \
+        f"IPv6 in IPv4 from {middle.src} (protocol {middle.proto})"
+
+
+@check
+def outer_df_set(ctx, packet):
+    df = parse_ipv4(packet).df
+    return df, "DF set in the outer header (dynamic tunnel MTU)", "DF set" if df else "DF clear"
+
+
+@check
+def has_udp_tunnel_reply(ctx, reply, code=0):
+    from conformance.codec import UDPTunnelReply
+
+    found = reply.find(UDPTunnelReply)
+    got = found[0].code if found else None
+    return got == code, f"a UDP Tunnel Reply extension with code {code}", f"{got}"

@@ -58,6 +58,10 @@ class CaseRun:
                                                             "00112233445566778899aabbccddeeff")))
         self.spi = int(profile.parameters.get("spi", 256))
         self.vars.update(self.session.addresses.as_vars())
+        from conformance.codec.packets import text6, tunnel_link_local
+
+        self.vars.update({"hoa_ll": text6(tunnel_link_local(self.vars["hoa"])),
+                          "ha_ll": text6(tunnel_link_local(self.vars["ha"]))})
         self.vars.update({"spi": self.spi, "reply_timeout": pixit["reply_timeout"],
                           "negative_timeout": pixit["negative_timeout"],
                           "lifetime": pixit["registration_lifetime"]})
@@ -192,8 +196,19 @@ class CaseRun:
             auth = spec.get("authenticator")
             return AuthExtension(32, int(spec.get("spi", self.spi)),
                                  bytes.fromhex(auth) if auth else None)
+        if kind == "udp-tunnel-reply":
+            from conformance.codec import UDPTunnelReply
+
+            spec = spec or {}
+            return UDPTunnelReply(code=int(spec.get("code", 0)),
+                                  keepalive=int(spec.get("keepalive", 110)))
         if kind == "prefix-reply":
             request = self.vars[spec.get("request_of", "request")]["message"]
+            if "raw_prefix" in spec:
+                reply = PrefixReply(int(spec.get("code", 0)), int(spec["length"]),
+                                    prefix_bytes(spec["raw_prefix"]))
+                reply.reserved = int(spec.get("reserved", 0))
+                return reply
             if "request" in spec:
                 base = request.prefix_requests[int(spec["request"])]
                 reply = PrefixReply.answering(base, int(spec.get("code", 0)))
@@ -384,10 +399,67 @@ def step_expect_not_tunnelled(run: CaseRun, step: Step) -> None:
                "nothing" if packet is None else f"tunnelled: {packet[:60].hex()}")
 
 
+def inner_packet(run: CaseRun, spec: dict) -> bytes:
+    """The IPv6 packet a tunnel step carries: data, echo, ns, mld-join, dhcpv6-solicit/reply."""
+    from conformance.codec import dhcpv6 as dh
+    from conformance.codec.mld import mldv2_report
+    from conformance.codec.packets import icmpv6_packet, tunnel_link_local, udp6_packet
+
+    kind = spec.get("inner", "data")
+    hoa_ll = tunnel_link_local(run.vars["hoa"])
+    ha_ll = tunnel_link_local(run.vars["ha"])
+    if kind == "data":
+        return IPv6(addr6(spec["inner_src"]), addr6(spec.get("inner_dst", run.vars["cn6"])), 59,
+                    bytes(int(spec.get("size", 8))), int(spec.get("hop_limit", 64)),
+                    int(spec.get("traffic_class", 0))).to_bytes()
+    if kind == "echo":
+        body = bytes((0x54, 0x54, 0, 1)) + bytes(int(spec.get("size", 8)))
+        packet = icmpv6_packet(addr6(spec.get("inner_src", run.vars["cn6"])),
+                               addr6(spec["inner_dst"]), 128, 0, body,
+                               hop_limit=int(spec.get("hop_limit", 64)))
+        tc = int(spec.get("traffic_class", 0))
+        if tc:
+            from conformance.nodes.tunnel import set_ipv6_ecn
+
+            first = (6 << 28) | (tc << 20)
+            packet = first.to_bytes(4, "big") + packet[4:]
+            packet = set_ipv6_ecn(packet, tc & 3)
+        return packet
+    if kind == "ns":
+        src = addr6(spec["inner_src"]) if "inner_src" in spec else \
+            (hoa_ll if spec.get("target", "ha") == "ha" else ha_ll)
+        target = ha_ll if spec.get("target", "ha") == "ha" else hoa_ll
+        return icmpv6_packet(src, target, 135, 0, bytes(4) + target, hop_limit=255)
+    if kind == "mld-join":
+        return mldv2_report(hoa_ll, joins=[addr6(spec["group"])])
+    if kind == "dhcpv6-solicit":
+        msg = dh.DHCPv6Message(dh.SOLICIT, 0x5454, b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01",
+                               ia_pd=[dh.IAPD(1)], rapid_commit=True)
+        return udp6_packet(hoa_ll, dh.ALL_DHCP_SERVERS, dh.CLIENT_PORT, dh.SERVER_PORT,
+                           dh.encode_dhcpv6(msg), hop_limit=1)
+    if kind == "dhcpv6-reply":
+        from conformance.codec.packets import parse_udp, upper_layer
+        from conformance.suite.checks import _inner6
+
+        solicit = _inner6(run.vars[spec.get("to", "from_mn")]["message"])
+        _, data = upper_layer(solicit)
+        sport, _, body = parse_udp(data)
+        asked = dh.decode_dhcpv6(body)
+        net = __import__("ipaddress").IPv6Network(spec["prefix"])
+        reply = dh.DHCPv6Message(dh.REPLY, asked.transaction_id, asked.client_id,
+                                 b"\x00\x03\x00\x01suite", [dh.IAPD(
+                                     asked.ia_pd[0].iaid if asked.ia_pd else 1, 300, 480,
+                                     [dh.IAPrefix(600, 600, net.prefixlen,
+                                                  net.network_address.packed)])],
+                                 rapid_commit=True)
+        return udp6_packet(ha_ll, solicit.src, dh.SERVER_PORT, sport, dh.encode_dhcpv6(reply),
+                           hop_limit=255)
+    raise SuiteError(f"{run.case.file}: case {run.case.id}: unknown inner packet {kind!r}")
+
+
 def step_send_tunnelled(run: CaseRun, step: Step) -> None:
     spec = run.resolve(step.spec)
-    inner = IPv6(addr6(spec["inner_src"]), addr6(spec.get("inner_dst", run.vars["cn6"])), 59,
-                 bytes(8), 64).to_bytes()
+    inner = inner_packet(run, spec)
     outer_src = spec.get("outer_src", run.vars["hoa"])
     method = spec.get("encapsulation", "ipip")
     if spec.get("double"):
@@ -398,7 +470,7 @@ def step_send_tunnelled(run: CaseRun, step: Step) -> None:
     run.mark_all()
     run.session.agent_for("mn").send_ip(packet)
     run.note("suite (MN)", "DUT (HA)", f"IPv4 {outer_src} > {run.vars['ha']} carrying IPv6 "
-             f"from {spec['inner_src']}")
+             f"{spec.get('inner', 'data')}")
 
 
 def _from6(src: str):
@@ -551,6 +623,102 @@ def step_reply(run: CaseRun, step: Step) -> None:
                                          sport=434, dport=saved.get("sport", 434))
     run.note("suite (HA)", "DUT (MN)", f"Registration Reply code {reply.code}, "
              f"{len(reply.prefix_replies)} prefix reply(ies)")
+
+
+def step_send_to_mn(run: CaseRun, step: Step) -> None:
+    """The suite as HA tunnels an IPv6 packet to the MN under test (§3.3.2 cases 1 and 2)."""
+    spec = run.resolve(step.spec)
+    inner = inner_packet(run, spec)
+    via = spec.get("via", "hoa")
+    method = spec.get("encapsulation", "ipip")
+    ha = run.vars["ha"]
+    colocated = run.case.topology == "colocated"
+    target = run.vars["coa"] if colocated else run.vars["fa"]
+    run.mark_all()
+    agent = run.session.agent_for("ha")
+    if method == "udp":
+        from conformance.codec import TunnelData
+
+        saved = run.vars.get(spec.get("request", "request"), {})
+        agent.send_udp(ha, run.vars["coa"], encode(TunnelData(41, inner)), sport=434,
+                       dport=saved.get("sport", 434))
+    elif via == "coa":
+        _, packet = encapsulate(inner, True, ha, run.vars["coa"], method)
+        if "outer_ecn" in spec:
+            from conformance.nodes.tunnel import set_ipv4_ecn
+
+            packet = set_ipv4_ecn(packet, int(spec["outer_ecn"]))
+        agent.send_ip(packet)
+    else:
+        _, middle = encapsulate(inner, True, ha, run.vars["hoa"], "ipip")
+        _, packet = encapsulate(middle, False, ha, target, method if colocated else "ipip")
+        agent.send_ip(packet)
+    run.note("suite (HA)", "DUT (MN)", f"{spec.get('inner', 'data')} over the "
+             f"{via.upper()} tunnel ({method})")
+
+
+def step_expect_from_mn(run: CaseRun, step: Step) -> None:
+    """A packet the MN under test tunnels to the HA, seen where it reaches the HA."""
+    spec = step.spec
+    timeout = run.timeout(step, "reply_timeout")
+    dst = run.resolve(spec["inner_dst"])
+    packet = run.wait_packet("transit", {"dst": run.vars["ha"]}, timeout, _carries(run, dst))
+    if packet is None:
+        if step.precondition:
+            raise Inconclusive(f"the device tunnelled nothing for {dst} within {timeout:.1f} s")
+        run.record(step, "tunnelled from the MN", False, f"IPv6 for {dst} tunnelled to the HA "
+                   f"within {timeout:.1f} s", "nothing", detail=_seen(run))
+        return
+    outer = parse_ipv4(packet)
+    run.note("DUT (MN)", "suite (HA)", f"IPv4 {outer.src} > {outer.dst} proto {outer.proto} "
+             f"carrying IPv6 to {dst}")
+    run.vars[spec.get("save_as", "from_mn")] = {"message": packet}
+    run.run_checks(step, packet, spec.get("checks"))
+
+
+def step_expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
+    timeout = run.timeout(step, "negative_timeout")
+    dst = run.resolve(step.spec["inner_dst"])
+    packet = run.wait_packet("transit", {"dst": run.vars["ha"]}, timeout, _carries(run, dst))
+    run.record(step, "nothing tunnelled from the MN", packet is None,
+               f"no IPv6 for {dst} from the MN within {timeout:.1f} s",
+               "nothing" if packet is None else f"a packet: {packet[:80].hex()}")
+
+
+def step_expect_no_ra(run: CaseRun, step: Step) -> None:
+    """No Router Advertisement on the home side makes a registered prefix on-link (§3.3)."""
+    timeout = run.timeout(step, "negative_timeout")
+    prefix = __import__("ipaddress").IPv6Network(run.resolve(step.spec["prefix"]))
+    from conformance.codec.packets import upper_layer
+
+    def advertises(packet: bytes) -> bool:
+        try:
+            ip6 = parse_ipv6(packet)
+        except DecodeError:
+            return False
+        proto, data = upper_layer(ip6)
+        if proto != 58 or not data or data[0] != 134:
+            return False
+        off = 16
+        while off + 8 <= len(data):
+            kind, length = data[off], data[off + 1] * 8
+            if length == 0:
+                break
+            if kind == 3 and off + 32 <= len(data):
+                net = __import__("ipaddress").IPv6Network((data[off + 16:off + 32],
+                                                           data[off + 2]), strict=False)
+                if net.overlaps(prefix):
+                    return True
+            off += length
+        return False
+    run.mark_all()
+    run.session.agent_for("cn").send_ip6(__import__("conformance.codec.packets", fromlist=[
+        "icmpv6_packet"]).icmpv6_packet(addr6(run.vars["cn6"]), addr6("ff02::2"), 133, 0,
+                                        bytes(4), hop_limit=255))
+    packet = run.wait_packet("correspondent", {"version": 6}, timeout, advertises)
+    run.record(step, "no on-link advertisement", packet is None,
+               f"no Router Advertisement with a prefix overlapping {prefix} within "
+               f"{timeout:.1f} s", "none" if packet is None else f"an RA: {packet[:80].hex()}")
 
 
 EXECUTORS = {name[5:]: fn for name, fn in globals().items() if name.startswith("step_")}
