@@ -288,7 +288,7 @@ CHECKS = {
     "ha.no-security-log": check_security_exception_logged,
     "ha.tunnel-counts-as-hop": check_hop_limit,
     "ha.no-ecn-copy": check_ecn_dscp_copied,
-    "ha.no-packet-too-big": check_static_mtu,
+    "ha.set-df": check_static_mtu,
     "ha.udp-next-header-4": check_udp_next_header,
 }
 

@@ -179,7 +179,7 @@ class Agent:
 
     def op_wait(self, req):
         listener = self.listeners[req["iface"]]
-        return listener.wait(req.get("filter", {}), float(req.get("timeout", 1.0)),
+        return listener.wait(req.get("filter", {}), float(req.get("wait_timeout", 1.0)),
                              int(req.get("since", 0)))
 
     def op_udp_open(self, req):

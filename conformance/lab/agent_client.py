@@ -88,7 +88,8 @@ class Agent:
         return self.call("mark", iface=iface)["mark"]
 
     def wait(self, iface: str, flt: dict, timeout: float, since: int = 0) -> dict:
-        return self.call("wait", timeout=timeout, iface=iface, filter=flt, since=since)
+        return self.call("wait", timeout=timeout, iface=iface, filter=flt, since=since,
+                         wait_timeout=timeout)
 
     def capture_start(self, iface: str, name: str, bpf: str = "") -> dict:
         path = f"{self.host.spec.workdir}/{name}.pcap"

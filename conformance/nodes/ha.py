@@ -54,7 +54,7 @@ HA_FAULTS = {
     "ha.nonzero-reply-reserved": "RFC5454-2.2-F2",
     "ha.tunnel-counts-as-hop": "RFC4213-3.3-01",
     "ha.no-ecn-copy": "RFC5454-3.6-05",
-    "ha.no-packet-too-big": "RFC5454-3.6-03",
+    "ha.set-df": "RFC5454-3.6-03",
     "ha.no-route-announcement": "RFC5454-3.3.1-01",
     "ha.no-multicast-forwarding": "RFC5454-3.3.2-10",
     "ha.skip-auth-check": "RFC3344-3.8.2.1-01",
@@ -144,6 +144,16 @@ class Binding:
 def _key(network: ipaddress.IPv6Network) -> tuple[int, int]:
     return network.prefixlen, int(network.network_address) >> (128 - network.prefixlen) \
         if network.prefixlen else 0
+
+
+def _with_df(packet: bytes) -> bytes:
+    from conformance.codec.packets import checksum
+
+    header = bytearray(packet[:20])
+    header[6] |= 0x40
+    header[10:12] = b"\0\0"
+    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
+    return bytes(header) + packet[20:]
 
 
 def _request_key(req: PrefixRequest) -> tuple[int, int]:
@@ -474,7 +484,7 @@ class HomeAgent:
         out = forwarded(packet) if self._fault("ha.tunnel-counts-as-hop") else packet
         if out is None:
             return [Event("hop-limit-exceeded", {"dst": ip6.dst_text}, "info")]
-        if len(out) > self.config.tunnel_mtu and not self._fault("ha.no-packet-too-big"):
+        if len(out) > self.config.tunnel_mtu:
             # RFC 4213 §3.2 static tunnel MTU: too big for the tunnel, tell the source.
             return [DeliverIPv6(packet_too_big(self.link_local, packet, self.config.tunnel_mtu)),
                     Event("packet-too-big", {"dst": ip6.dst_text, "size": len(out)})]
@@ -496,12 +506,14 @@ class HomeAgent:
         _, middle = encapsulate(inner6, True, self.address, binding.home_address, "ipip",
                                 copy_dscp=copy_dscp, full_ecn=full_ecn)
         if binding.at_home:
-            return [SendIPv4(middle)]
+            return [SendIPv4(_with_df(middle) if self._fault("ha.set-df") else middle)]
         return self._send_outer(binding, middle, False, copy_dscp, full_ecn)
 
     def _send_outer(self, binding, inner, inner_is_ipv6, copy_dscp, full_ecn) -> list:
         kind, data = encapsulate(inner, inner_is_ipv6, self.address, binding.care_of_address,
                                  binding.encapsulation, copy_dscp=copy_dscp, full_ecn=full_ecn)
+        if kind == "ipv4" and self._fault("ha.set-df"):
+            data = _with_df(data)
         if kind == "udp":
             if inner_is_ipv6 and self._fault("ha.udp-next-header-4"):
                 data = data[:1] + b"\x04" + data[2:]

@@ -65,6 +65,8 @@ class CaseRun:
         self.vars.update({"spi": self.spi, "reply_timeout": pixit["reply_timeout"],
                           "negative_timeout": pixit["negative_timeout"],
                           "lifetime": pixit["registration_lifetime"]})
+        dut_profile = self.session.profile_for(self.case.role)
+        self.vars.update({f"dut_{k}": v for k, v in dut_profile.parameters.items()})
         self.vars.update(self.case.parameters)
         self.rng = random.Random(self.case.seed if self.case.seed is not None else 5454)
 
