@@ -139,6 +139,12 @@ def _cmd_run(args) -> int:
     return run(args)
 
 
+def _cmd_selftest(args) -> int:
+    from conformance.selftest import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsmip4", description="Dual-Stack Mobile IPv4 "
                                      "(RFC 5454) conformance suite")
@@ -181,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expected-failures", help="per-device expected-failure file (YAML)")
     p.add_argument("--strict", action="store_true", help="NON-STRICT verdicts fail the run")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("selftest", help="prove every case can fail: run the suite against "
+                       "the clean reference and against each named fault")
+    p.add_argument("--testbed", help="testbed file (default: a built-in lab)")
+    p.add_argument("--fault", action="append", help="only this fault")
+    p.add_argument("--skip-clean", action="store_true", help="skip the clean reference run")
+    p.add_argument("--out", help="work folder for the runs and the matrix")
+    p.set_defaults(func=_cmd_selftest)
 
     p = sub.add_parser("lab", help="the built-in lab of network namespaces")
     p.add_argument("action", choices=["up", "down", "status"])

@@ -370,10 +370,9 @@ class HomeAgent:
                 reply.prefix = _key_bytes(*key)  # the originator zeroes stray bits
             if self._fault("ha.stray-bits-in-reply") and req.prefix_length < 128:
                 reply.prefix = reply.prefix[:15] + bytes((reply.prefix[15] | 1,))
-            if self._fault("ha.wrong-prefix-echo") and req.prefix_length <= 64:
-                b = bytearray(reply.prefix)
-                b[7] ^= 0x01 if req.prefix_length == 64 else 0x00
-                b[(req.prefix_length - 1) // 8] ^= 0x80 >> ((req.prefix_length - 1) % 8)
+            if self._fault("ha.wrong-prefix-echo") and 0 < length <= 128:
+                b = bytearray(reply.prefix)  # flip the last significant bit: another prefix
+                b[(length - 1) // 8] ^= 0x80 >> ((length - 1) % 8)
                 reply.prefix = bytes(b)
             if self._fault("ha.nonzero-reply-reserved"):
                 reply.reserved = 0x5A

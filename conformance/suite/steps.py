@@ -731,11 +731,21 @@ def run_case(run: CaseRun, on_step=None) -> None:
     dut = run.session.dut(run.case.role)
     run.vars["_log_mark"] = dut.log_mark() if dut else 0
     for step in run.case.steps:
-        if on_step:
-            with on_step(step):
+        try:
+            if on_step:
+                with on_step(step):
+                    EXECUTORS[step.kind](run, step)
+            else:
                 EXECUTORS[step.kind](run, step)
-        else:
-            EXECUTORS[step.kind](run, step)
+        except (KeyError, IndexError, TypeError) as exc:
+            # A step that builds on what an earlier step should have observed: when the device
+            # already failed a check, the case ends here with that failure; otherwise it is a
+            # bug of the suite (ERROR).
+            if not any(not r.ok for r in run.results):
+                raise
+            run.note("suite", "suite", f"steps from {step.index + 1} on not run: they need "
+                     f"what the device failed to provide ({type(exc).__name__}: {exc})")
+            break
 
 
 __all__ = ["CaseRun", "Inconclusive", "run_case", "LabError", "message_to_dict", "Path"]

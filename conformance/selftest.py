@@ -1,0 +1,132 @@
+"""`dsmip4 selftest`: prove that the suite's cases can fail.
+
+Runs the suite against the clean reference implementation (every case must be PASS or
+NOT-APPLICABLE), then, for each named fault of the reference HA, MN and FA, runs the cases that
+check the requirement the fault breaks against the reference with that fault injected. A fault
+is caught when a case FAILs (or is NON-STRICT) with a failing check mapped to the broken
+requirement. Exit 0 only when every fault is caught and the clean run has no FAIL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "fixtures" / "profiles"
+
+
+def _faults() -> list[tuple[str, str, str]]:
+    from conformance.nodes.fa import FA_FAULTS
+    from conformance.nodes.ha import HA_FAULTS
+    from conformance.nodes.mn import MN_FAULTS
+
+    out = []
+    for table in (HA_FAULTS, MN_FAULTS, FA_FAULTS):
+        for fault, requirement in table.items():
+            out.append((fault, fault.split(".")[0], requirement))
+    return out
+
+
+def _case_index():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import check_coverage
+
+    from conformance.catalog import load_catalog
+
+    catalog = load_catalog()
+    cases = check_coverage.load_cases(catalog)
+    return check_coverage.covered_pairs(cases)
+
+
+def _run(testbed: str, out: Path, cases: list[str], dut: str | None = None) -> dict:
+    cmd = [sys.executable, "-m", "conformance", "run", "--testbed", testbed, "--out", str(out)]
+    if dut:
+        cmd += ["--dut", dut]
+    for case in cases:
+        cmd += ["--case", case]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    path = out / "results.json"
+    if not path.exists():
+        raise RuntimeError(f"run produced no results: {proc.stdout[-800:]} {proc.stderr[-800:]}")
+    return json.loads(path.read_text())
+
+
+def _faulty_profile(role: str, fault: str, folder: Path) -> str:
+    data = yaml.safe_load((PROFILES / f"reference-{role}.yaml").read_text())
+    data["parameters"]["faults"] = f"[{fault}]"
+    data["profile"]["name"] = f"reference-{role}+{fault}"
+    path = folder / f"{fault}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def _caught(results: dict, requirement: str) -> list[str]:
+    caught = []
+    for case in results["cases"]:
+        if case["verdict"] not in ("FAIL", "NON-STRICT"):
+            continue
+        if any(not c["ok"] and requirement in c["requirements"] for c in case["checks"]):
+            caught.append(f"{case['id']} {case['verdict']}")
+    return caught
+
+
+def run(args) -> int:
+    from conformance.lab.builtin import BuiltinLab
+
+    started = time.time()
+    pairs = _case_index()
+    faults = _faults()
+    if args.fault:
+        faults = [f for f in faults if f[0] in args.fault]
+    work = Path(args.out or tempfile.mkdtemp(prefix="dsmip4-selftest-"))
+    work.mkdir(parents=True, exist_ok=True)
+    lab = None
+    testbed = args.testbed
+    ok = True
+    rows = []
+    try:
+        if not testbed:
+            lab = BuiltinLab().up()
+            testbed = str(lab.testbed_path)
+        if not args.skip_clean:
+            clean = _run(testbed, work / "clean", [])
+            bad = [c["id"] for c in clean["cases"] if c["verdict"] not in ("PASS",
+                                                                            "NOT-APPLICABLE")]
+            counts = clean["summary"]["counts"]
+            print(f"clean reference: {', '.join(f'{k} {v}' for k, v in counts.items())}"
+                  + (f"; NOT CLEAN: {bad}" if bad else ""), flush=True)
+            ok &= not bad
+        for fault, role, requirement in faults:
+            cases = sorted(set(pairs.get((requirement, role.upper()), [])))
+            if not cases:
+                rows.append((fault, requirement, [], "NO CASE"))
+                ok = False
+                print(f"  {fault:<34} {requirement:<20} no case checks it", flush=True)
+                continue
+            profile = _faulty_profile(role, fault, work)
+            results = _run(testbed, work / fault, cases, profile)
+            caught = _caught(results, requirement)
+            status = "caught" if caught else "MISSED"
+            ok &= bool(caught)
+            rows.append((fault, requirement, caught, status))
+            print(f"  {fault:<34} {requirement:<20} {status}: "
+                  f"{', '.join(caught) or 'verdicts ' + str({c['id']: c['verdict'] for c in results['cases']})}",
+                  flush=True)
+    finally:
+        if lab is not None:
+            lab.down()
+    matrix = [{"fault": f, "requirement": r, "caught_by": c, "status": s} for f, r, c, s in rows]
+    (work / "selftest.json").write_text(json.dumps(matrix, indent=2))
+    caught = sum(1 for row in rows if row[3] == "caught")
+    print(f"\nselftest: {caught}/{len(rows)} faults caught by a case mapped to the broken "
+          f"requirement; {time.time() - started:.0f} s; matrix in {work / 'selftest.json'}")
+    return 0 if ok else 1
