@@ -30,8 +30,8 @@ def _faults() -> list[tuple[str, str, str]]:
 
     out = []
     for table in (HA_FAULTS, MN_FAULTS, FA_FAULTS):
-        for fault, requirement in table.items():
-            out.append((fault, fault.split(".")[0], requirement))
+        for fault, requirements in table.items():
+            out.append((fault, fault.split(".")[0], list(requirements)))
     return out
 
 
@@ -69,12 +69,14 @@ def _faulty_profile(role: str, fault: str, folder: Path) -> str:
     return str(path)
 
 
-def _caught(results: dict, requirement: str) -> list[str]:
+def _caught(results: dict, requirements: list[str]) -> list[str]:
+    """Cases that failed a check mapped to one of the requirements the fault breaks."""
     caught = []
     for case in results["cases"]:
         if case["verdict"] not in ("FAIL", "NON-STRICT"):
             continue
-        if any(not c["ok"] and requirement in c["requirements"] for c in case["checks"]):
+        if any(not c["ok"] and set(requirements) & set(c["requirements"])
+               for c in case["checks"]):
             caught.append(f"{case['id']} {case['verdict']}")
     return caught
 
@@ -105,26 +107,29 @@ def run(args) -> int:
             print(f"clean reference: {', '.join(f'{k} {v}' for k, v in counts.items())}"
                   + (f"; NOT CLEAN: {bad}" if bad else ""), flush=True)
             ok &= not bad
-        for fault, role, requirement in faults:
-            cases = sorted(set(pairs.get((requirement, role.upper()), [])))
+        for fault, role, requirements in faults:
+            cases = sorted({c for r in requirements for c in pairs.get((r, role.upper()), [])})
+            label = requirements[0] + (f" +{len(requirements) - 1}" if len(requirements) > 1
+                                       else "")
             if not cases:
-                rows.append((fault, requirement, [], "NO CASE"))
+                rows.append((fault, requirements, [], "NO CASE"))
                 ok = False
-                print(f"  {fault:<34} {requirement:<20} no case checks it", flush=True)
+                print(f"  {fault:<34} {label:<22} no case checks it", flush=True)
                 continue
             profile = _faulty_profile(role, fault, work)
             results = _run(testbed, work / fault, cases, profile)
-            caught = _caught(results, requirement)
+            caught = _caught(results, requirements)
             status = "caught" if caught else "MISSED"
             ok &= bool(caught)
-            rows.append((fault, requirement, caught, status))
-            print(f"  {fault:<34} {requirement:<20} {status}: "
+            rows.append((fault, requirements, caught, status))
+            print(f"  {fault:<34} {label:<22} {status}: "
                   f"{', '.join(caught) or 'verdicts ' + str({c['id']: c['verdict'] for c in results['cases']})}",
                   flush=True)
     finally:
         if lab is not None:
             lab.down()
-    matrix = [{"fault": f, "requirement": r, "caught_by": c, "status": s} for f, r, c, s in rows]
+    matrix = [{"fault": f, "requirements": r, "caught_by": c, "status": s}
+              for f, r, c, s in rows]
     (work / "selftest.json").write_text(json.dumps(matrix, indent=2))
     caught = sum(1 for row in rows if row[3] == "caught")
     print(f"\nselftest: {caught}/{len(rows)} faults caught by a case mapped to the broken "

@@ -24,9 +24,10 @@ MIP_PORT = 434
 PENDING_TIMEOUT = 7.0  # seconds an unanswered relayed request is kept (RFC 3344 §3.7.1)
 
 FA_FAULTS = {
-    "fa.strip-unknown-skippable": "RFC3344-1.9-01",
-    "fa.alter-relayed-request": "RFC3344-3.7.2-01",
-    "fa.drop-tunnelled-traffic": "RFC3344-4.2.3-01",
+    "fa.strip-unknown-skippable": ["RFC3344-1.9-01", "RFC5454-3.4-D1"],
+    "fa.alter-relayed-request": ["RFC3344-3.7.2-01"],
+    "fa.alter-relayed-reply": ["RFC3344-3.7.3-01"],
+    "fa.drop-tunnelled-traffic": ["RFC3344-4.2.3-01"],
 }
 FA_KNOWN_SKIPPABLE = frozenset({131, 144})  # NAI, UDP Tunnel Request
 # Code RFC 3024 §3.3 gives the FA for a T bit it cannot honour.
@@ -144,6 +145,9 @@ class ForeignAgent:
             self.visitors.pop(reply.home_address, None)
             event = Event("visitor-removed", {"home_address": reply.home_address,
                                               "code": reply.code})
+        if "fa.alter-relayed-reply" in self.faults:
+            reply.extensions = [e for e in reply.extensions if e.type != 152]
+            payload = encode(reply)
         # The reply goes back unchanged to where the request came from (RFC 3344 §3.7.3).
         return [event, SendUDP(self.address, pending.mn_address, MIP_PORT, pending.mn_port,
                                payload)]

@@ -37,35 +37,48 @@ PREFIX_REJECT_UNSPECIFIED, PREFIX_REJECT_PROHIBITED = 8, 9
 
 # Faults that break one rule each, for proving that test cases can fail (issue 6).
 HA_FAULTS = {
-    "ha.duplicate-prefix-reply": "RFC5454-3.3-03",
-    "ha.no-prefix-reply": "RFC5454-3.3-02",
-    "ha.wrong-prefix-echo": "RFC5454-3.3-05",
-    "ha.no-overlap-check": "RFC5454-3.3-06",
-    "ha.accept-spoofed-inner": "RFC5454-3.3.2-07",
-    "ha.accept-any-outer": "RFC5454-3.3.2-08",
-    "ha.no-security-log": "RFC5454-4-03",
-    "ha.prefix-accept-on-reject": "RFC5454-3.2-D1",
-    "ha.coa-code-in-fa-mode": "RFC5454-3.3-04",
-    "ha.tunnel-to-coa-always": "RFC5454-3.3.2-02",
-    "ha.keep-omitted-prefixes": "RFC5454-3.8-D3",
-    "ha.keep-after-deregistration": "RFC5454-3.8-D2",
-    "ha.keep-after-expiry": "RFC5454-3.8-D1",
-    "ha.stray-bits-in-reply": "RFC5454-2.2-01",
-    "ha.nonzero-reply-reserved": "RFC5454-2.2-F2",
-    "ha.tunnel-counts-as-hop": "RFC4213-3.3-01",
-    "ha.no-ecn-copy": "RFC5454-3.6-05",
-    "ha.set-df": "RFC5454-3.6-03",
-    "ha.no-route-announcement": "RFC5454-3.3.1-01",
-    "ha.no-multicast-forwarding": "RFC5454-3.3.2-10",
-    "ha.skip-auth-check": "RFC3344-3.8.2.1-01",
-    "ha.skip-identification-check": "RFC3344-3.8.2.1-02",
-    "ha.no-lifetime-cap": "RFC3344-3.8.3-01",
-    "ha.accept-unknown-nonskippable": "RFC3344-1.9-02",
-    "ha.reject-unknown-skippable": "RFC3344-1.9-01",
-    "ha.udp-next-header-4": "RFC5454-3.9-02",
-    "ha.ignore-tunneling-mode": "RFC5454-3.3.2-04",
-    "ha.drop-from-hoa": "RFC5454-3.3.2-03",
-    "ha.no-delegation-reply": "RFC3633-9-01",
+    "ha.duplicate-prefix-reply": ["RFC5454-3.3-03"],
+    "ha.no-prefix-reply": ["RFC5454-3.3-02"],
+    "ha.wrong-prefix-echo": ["RFC5454-3.3-05"],
+    "ha.no-overlap-check": ["RFC5454-3.3-06"],
+    "ha.accept-spoofed-inner": ["RFC5454-3.3.2-07", "RFC5454-4-02", "RFC5454-3.3.2-09"],
+    "ha.accept-any-outer": ["RFC5454-3.3.2-08", "RFC5454-4-01", "RFC3024-4.2-01"],
+    "ha.no-security-log": ["RFC5454-4-03"],
+    "ha.prefix-accept-on-reject": ["RFC5454-3.2-D1"],
+    "ha.coa-code-in-fa-mode": ["RFC5454-3.3-04"],
+    "ha.tunnel-to-coa-always": ["RFC5454-3.3.2-02"],
+    "ha.gre-to-hoa": ["RFC5454-3.3.2-D2"],
+    "ha.keep-omitted-prefixes": ["RFC5454-3.8-D3"],
+    "ha.keep-after-deregistration": ["RFC5454-3.8-D2", "RFC3344-3.8.2-01"],
+    "ha.keep-after-expiry": ["RFC5454-3.8-D1", "RFC5454-3.3-D1"],
+    "ha.stray-bits-in-reply": ["RFC5454-2.2-01"],
+    "ha.reject-stray-bits": ["RFC5454-2.1-02"],
+    "ha.nonzero-reply-reserved": ["RFC5454-2.2-F2"],
+    "ha.tunnel-counts-as-hop": ["RFC4213-3.3-01"],
+    "ha.no-ecn-copy": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
+    "ha.set-df": ["RFC5454-3.6-03"],
+    "ha.no-route-announcement": ["RFC5454-3.3.1-01", "RFC3963-6.3-01"],
+    "ha.hide-prefix-state": ["RFC5454-3.3.2-01"],
+    "ha.no-multicast-forwarding": ["RFC5454-3.3.2-10"],
+    "ha.ignore-mld": ["RFC5454-3.3.3-01", "RFC3775-10.4.3-01"],
+    "ha.no-neighbor-discovery": ["RFC5454-3.6-02", "RFC4213-3.8-01"],
+    "ha.wrong-link-local": ["RFC5454-3.6-01", "RFC4213-3.7-01"],
+    "ha.skip-auth-check": ["RFC3344-3.8.2.1-01"],
+    "ha.reply-without-auth": ["RFC3344-3.2-01"],
+    "ha.wrong-reply-identification": ["RFC3344-3.8.3-02"],
+    "ha.skip-identification-check": ["RFC3344-3.8.2.1-02", "RFC5454-3.3-01"],
+    "ha.133-without-ha-time": ["RFC3344-5.7.1-01"],
+    "ha.no-lifetime-cap": ["RFC3344-3.8.3-01"],
+    "ha.accept-unknown-nonskippable": ["RFC3344-1.9-02"],
+    "ha.reject-unknown-skippable": ["RFC3344-1.9-01", "RFC5454-5-03"],
+    "ha.udp-next-header-4": ["RFC5454-3.9-02"],
+    "ha.no-udp-tunnel-reply": ["RFC3519-3.2-01", "RFC5454-3.9-01"],
+    "ha.ignore-tunneling-mode": ["RFC5454-3.3.2-04"],
+    "ha.drop-from-hoa": ["RFC5454-3.3.2-03"],
+    "ha.drop-from-coa": ["RFC5454-3.3.2-05"],
+    "ha.ignore-implicit-prefixes": ["RFC5454-1.4-01"],
+    "ha.reject-link-local": ["RFC5454-3.7.1-D1"],
+    "ha.no-delegation-reply": ["RFC3633-9-01", "RFC5454-3.7.1-03"],
 }
 
 
@@ -198,8 +211,12 @@ class HomeAgent:
         return name in self.faults
 
     def binding_table(self, now: float) -> list[dict]:
-        return [b.to_dict(now) for b in sorted(self.bindings.values(),
+        rows = [b.to_dict(now) for b in sorted(self.bindings.values(),
                                                key=lambda b: b.home_address)]
+        if self._fault("ha.hide-prefix-state"):
+            for row in rows:
+                row["prefixes"] = []
+        return rows
 
     # ------------------------------------------------------------------ UDP 434
     @drops_malformed
@@ -223,12 +240,17 @@ class HomeAgent:
         exts = list(extensions)
         if code > 1 and self._fault("ha.prefix-accept-on-reject"):
             exts = [PrefixReply.answering(r, PREFIX_ACCEPT_HOA) for r in request.prefix_requests]
-        if entry is not None:
+        if entry is not None and not self._fault("ha.reply-without-auth"):
             exts.append(AuthExtension(32, entry.spi))
-        reply = RegistrationReply(code, lifetime, request.home_address, self.address,
-                                  request.identification if identification is None
-                                  else identification, exts)
-        payload = encode(reply, {32: entry.key} if entry else None)
+        ident = request.identification if identification is None else identification
+        if self._fault("ha.wrong-reply-identification") and code <= 1:
+            ident ^= 1
+        if self._fault("ha.133-without-ha-time") and code == 133:
+            ident = request.identification
+        reply = RegistrationReply(code, lifetime, request.home_address, self.address, ident,
+                                  exts)
+        payload = encode(reply, {32: entry.key} if entry and not self._fault(
+            "ha.reply-without-auth") else None)
         accepted = code <= 1
         self.stats["accepted" if accepted else "rejected"] += 1
         data = {"home_address": request.home_address, "care_of_address":
@@ -327,12 +349,13 @@ class HomeAgent:
                          and not self._fault("ha.ignore-tunneling-mode"))
             extensions, prefixes, link_locals, events = self._answer_prefixes(
                 entry, requests, colocated, wants_coa, request.care_of_address)
-        elif not requests and entry.implicit_prefixes:
+        elif not requests and entry.implicit_prefixes and \
+                not self._fault("ha.ignore-implicit-prefixes"):
             prefixes = {_key(n): "hoa" for n in entry.implicit_prefixes}  # RFC 5454 §1.4
         if old is not None and self._fault("ha.keep-omitted-prefixes"):
             for key, mode in old.prefixes.items():
                 prefixes.setdefault(key, mode)
-        if use_udp:
+        if use_udp and not self._fault("ha.no-udp-tunnel-reply"):
             extensions.append(UDPTunnelReply(code=0, keepalive=cfg.udp_keepalive))
         binding = Binding(entry.home_address, request.care_of_address, entry.spi, lifetime,
                           now + lifetime, request.identification, colocated, request.flag("T"),
@@ -388,8 +411,13 @@ class HomeAgent:
                 wants_coa: bool) -> int:
         length = req.prefix_length
         if length == 255:
+            if self._fault("ha.reject-link-local"):
+                return PREFIX_REJECT_UNSPECIFIED
             return PREFIX_ACCEPT_HOA if is_link_local(req.prefix) else PREFIX_REJECT_UNSPECIFIED
         if length > 128:
+            return PREFIX_REJECT_UNSPECIFIED
+        if self._fault("ha.reject-stray-bits") and length < 128 and \
+                int.from_bytes(req.prefix, "big") & ((1 << (128 - length)) - 1):
             return PREFIX_REJECT_UNSPECIFIED
         if not entry.allows(*key) and key not in self.delegations.get(entry.home_address, ()):
             return PREFIX_REJECT_PROHIBITED
@@ -502,7 +530,8 @@ class HomeAgent:
             # RFC 5454 §3.3.2 case 2: straight to the co-located CoA, negotiated encapsulation.
             return self._send_outer(binding, inner6, True, copy_dscp, full_ecn)
         # Case 1: IPv6 in IPv4 to the HoA (RFC 4213), then as any packet for the HoA.
-        _, middle = encapsulate(inner6, True, self.address, binding.home_address, "ipip",
+        _, middle = encapsulate(inner6, True, self.address, binding.home_address,
+                                "gre" if self._fault("ha.gre-to-hoa") else "ipip",
                                 copy_dscp=copy_dscp, full_ecn=full_ecn)
         if binding.at_home:
             return [SendIPv4(_with_df(middle) if self._fault("ha.set-df") else middle)]
@@ -569,6 +598,9 @@ class HomeAgent:
                                             "outer source is no registered HoA or CoA")
         if binding is not None and src == binding.home_address and \
                 self._fault("ha.drop-from-hoa"):
+            return [Event("dropped", {"from": src}, "info")]
+        if binding is not None and src == binding.care_of_address and depth == 0 and \
+                proto == PROTO_IPV6 and self._fault("ha.drop-from-coa"):
             return [Event("dropped", {"from": src}, "info")]
         if proto == PROTO_GRE:
             try:
@@ -641,7 +673,8 @@ class HomeAgent:
 
     def _local_ipv6(self, binding: Binding, outer_src: str, ip6: IPv6, now) -> list:
         proto, data = upper_layer(ip6)
-        if proto == PROTO_ICMPV6 and data[:1] and data[0] in (131, 132, 143):
+        if proto == PROTO_ICMPV6 and data[:1] and data[0] in (131, 132, 143) and \
+                not self._fault("ha.ignore-mld"):
             try:
                 result = parse_mld(data)
             except DecodeError as err:
@@ -654,8 +687,10 @@ class HomeAgent:
                                              "left": sorted(text6(g) for g in left),
                                              "via": "hoa" if outer_src ==
                                              binding.home_address else "coa"})]
-        if proto == PROTO_ICMPV6:
-            advert = neighbor_advert_for(ip6, data, self.link_local)
+        if proto == PROTO_ICMPV6 and not self._fault("ha.no-neighbor-discovery"):
+            own = self.link_local if not self._fault("ha.wrong-link-local") else \
+                bytes.fromhex("fe80000000000000000000000000abcd")
+            advert = neighbor_advert_for(ip6, data, own)
             if advert is not None:  # RFC 4213 §3.8: neighbor discovery over the tunnel
                 return self._tunnel_to(binding, advert, "hoa" if outer_src ==
                                        binding.home_address else "coa")

@@ -30,23 +30,34 @@ RETRANSMIT_INITIAL = 1.0  # RFC 3344 §3.6.3: back off exponentially from a firs
 RETRANSMIT_MAX_TRIES = 5
 
 MN_FAULTS = {
-    "mn.tunnel-mode-ext-in-fa-mode": "RFC5454-3.5-14",
-    "mn.extensions-after-auth": "RFC5454-3.1-03",
-    "mn.stray-prefix-bits": "RFC5454-2.1-01",
-    "mn.accept-unmatched-reply": "RFC5454-3.5-06",
-    "mn.missing-reply-accepted": "RFC5454-3.5-07",
-    "mn.ignore-prefix-code": "RFC5454-3.5-08",
-    "mn.ignore-header-reject": "RFC5454-3.2-D1",
-    "mn.coa-tunnel-in-fa-mode": "RFC5454-3.5-12",
-    "mn.no-fallback": "RFC5454-3.5-05",
-    "mn.reserved-codes-rejected": "RFC5454-5-02",
-    "mn.ipv6-via-coa-on-code-0": "RFC5454-3.5-09",
-    "mn.mld-via-coa": "RFC5454-3.3.3-01",
-    "mn.udp-encapsulation-nonzero": "RFC5454-3.9-03",
-    "mn.skip-hoa-registration": "RFC5454-3.7.1-02",
-    "mn.no-reregistration": "RFC3344-3.6.3-01",
-    "mn.accept-bad-reply-auth": "RFC3344-3.6.2.1-01",
-    "mn.nonzero-reserved-flags": "RFC3344-3.3-01",
+    "mn.tunnel-mode-ext-in-fa-mode": ["RFC5454-3.5-14"],
+    "mn.no-tunnel-mode-ext-colocated": ["RFC5454-3.5-13", "RFC5454-3.1-02"],
+    "mn.extensions-after-auth": ["RFC5454-3.1-03"],
+    "mn.auth-excludes-extensions": ["RFC5454-3.1-04"],
+    "mn.no-auth-extension": ["RFC3344-3.2-01"],
+    "mn.no-prefix-requests": ["RFC5454-3.1-01", "RFC5454-3.5-01", "RFC5454-3.5-02"],
+    "mn.stray-prefix-bits": ["RFC5454-2.1-01"],
+    "mn.strict-reply-prefix": ["RFC5454-2.2-02"],
+    "mn.accept-unmatched-reply": ["RFC5454-3.5-06"],
+    "mn.missing-reply-accepted": ["RFC5454-3.5-07"],
+    "mn.ignore-prefix-code": ["RFC5454-3.5-08", "RFC5454-3.5-03"],
+    "mn.ignore-header-reject": ["RFC5454-3.2-D1"],
+    "mn.coa-tunnel-in-fa-mode": ["RFC5454-3.5-12", "RFC5454-3.5-10"],
+    "mn.hoa-tunnel-on-code-1": ["RFC5454-3.5-11"],
+    "mn.no-fallback": ["RFC5454-3.5-05", "RFC5454-3.5-04", "RFC5454-3.2-D3"],
+    "mn.reserved-codes-rejected": ["RFC5454-5-02"],
+    "mn.ipv6-via-coa-on-code-0": ["RFC5454-3.5-09"],
+    "mn.mld-via-coa": ["RFC5454-3.3.3-01"],
+    "mn.no-neighbor-discovery": ["RFC5454-3.6-01", "RFC5454-3.6-02"],
+    "mn.no-ecn-drop": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
+    "mn.udp-encapsulation-nonzero": ["RFC5454-3.9-03"],
+    "mn.udp-next-header-4": ["RFC5454-3.9-02", "RFC5454-3.9-01"],
+    "mn.skip-hoa-registration": ["RFC5454-3.7.1-02"],
+    "mn.no-link-local-registration": ["RFC5454-3.7.1-D1", "RFC5454-3.7.1-01"],
+    "mn.no-delegated-registration": ["RFC5454-3.7.1-04"],
+    "mn.no-reregistration": ["RFC3344-3.6.3-01"],
+    "mn.accept-bad-reply-auth": ["RFC3344-3.6.2.1-01"],
+    "mn.nonzero-reserved-flags": ["RFC3344-3.3-01"],
 }
 
 
@@ -140,8 +151,9 @@ class MobileNode:
     # ------------------------------------------------------------------ requests
     def _requested(self) -> list[PrefixRequest]:
         requests = []
-        if self.config.dynamic_delegation and self.link_local_registered or \
-                self.config.dynamic_delegation and self._want_link_local():
+        if (self.config.dynamic_delegation and self.link_local_registered or
+                self.config.dynamic_delegation and self._want_link_local()) and \
+                not self._fault("mn.no-link-local-registration"):
             requests.append(PrefixRequest(255, tunnel_link_local(self.config.home_address)))
         for network in list(self.config.prefixes) + self.delegated:
             req = PrefixRequest.of(str(network))
@@ -171,8 +183,11 @@ class MobileNode:
         if cfg.gre:
             flags += "G"
         requests = self._requested() if lifetime else []
+        if self._fault("mn.no-prefix-requests"):
+            requests = []
         extensions: list = list(requests)
-        tunnel_mode = self.colocated and cfg.request_coa_tunnel and requests
+        tunnel_mode = self.colocated and cfg.request_coa_tunnel and requests and \
+            not self._fault("mn.no-tunnel-mode-ext-colocated")
         if tunnel_mode or (self._fault("mn.tunnel-mode-ext-in-fa-mode") and self.mode == "fa"
                            and requests):
             extensions.append(TunnelingMode())
@@ -182,13 +197,21 @@ class MobileNode:
         auth = AuthExtension(32, cfg.spi)
         if self._fault("mn.extensions-after-auth"):
             extensions = [auth] + extensions
-        else:
+        elif not self._fault("mn.no-auth-extension"):
             extensions.append(auth)
         request = RegistrationRequest(
             RegistrationRequest.flags_of(flags) | (0x01 if self._fault(
                 "mn.nonzero-reserved-flags") else 0), lifetime, cfg.home_address,
             cfg.home_agent, self.care_of_address, self._identification(now), extensions)
         payload = encode(request, {32: cfg.key})
+        if self._fault("mn.auth-excludes-extensions") and extensions:
+            # The authenticator computed as if the request carried no extension before it.
+            import hmac as _hmac
+
+            head = payload[:24]
+            tail_at = len(payload) - 16
+            payload = payload[:tail_at] + _hmac.digest(cfg.key, head + payload[tail_at - 6:
+                                                                              tail_at], "md5")
         dst = self.fa_address if self.mode == "fa" else cfg.home_agent
         src = cfg.home_address if self.mode != "colocated" else self.care_of_address
         self._pending = {"request": request, "payload": payload, "dst": dst, "src": src,
@@ -284,10 +307,14 @@ class MobileNode:
         if replies:
             self.ha_supports_dsmip = True
         by_key = {}
+        def key_of(ext):
+            if self._fault("mn.strict-reply-prefix"):
+                return ext.prefix_length, bytes(ext.prefix)  # no masking: stray bits count
+            return ext.key
         for rep in replies:
-            if any(rep.key == req.key for req in requests) or self._fault(
+            if any(key_of(rep) == req.key for req in requests) or self._fault(
                     "mn.accept-unmatched-reply"):
-                by_key.setdefault(rep.key, rep)
+                by_key.setdefault(key_of(rep), rep)
             else:
                 actions.append(Event("prefix-reply-unmatched", {"prefix": rep.prefix_text,
                                                                 "code": rep.code}, "warning"))
@@ -310,6 +337,8 @@ class MobileNode:
                 accepts = rep.code <= 7
             if accepts:
                 coa = rep.code == 1 and (self.colocated or self._fault("mn.coa-tunnel-in-fa-mode"))
+                if self._fault("mn.hoa-tunnel-on-code-1"):
+                    coa = False
                 if self._fault("mn.ipv6-via-coa-on-code-0") and self.mode != "home":
                     coa = True
                 tunnel = "coa" if coa else "hoa"
@@ -332,7 +361,7 @@ class MobileNode:
                     actions += self.join_group(group, now)
         if not cfg.dynamic_delegation or self.ha_supports_dsmip is False:
             return actions
-        if not self.link_local_registered:
+        if not self.link_local_registered and not self._fault("mn.no-link-local-registration"):
             # §3.7.1: the HoA is registered; now register the tunnel link-local address.
             return actions + self._register(now, cfg.lifetime)
         if not self.delegated:
@@ -399,6 +428,8 @@ class MobileNode:
         method = "udp" if self.udp_tunnel else ("gre" if cfg.gre else "ipip")
         if tunnel == "coa" and self.colocated:
             kind, data = encapsulate(packet, True, self.care_of_address, cfg.home_agent, method)
+            if kind == "udp" and self._fault("mn.udp-next-header-4"):
+                data = data[:1] + b"\x04" + data[2:]
         else:
             _, middle = encapsulate(packet, True, cfg.home_address, cfg.home_agent, "ipip")
             if not self.colocated:
@@ -442,7 +473,8 @@ class MobileNode:
             return self._decapsulate(parse_ipv4(inner), now, 1) if inner else []
         if proto != PROTO_IPV6:
             return [Event("dropped", {"from": outer.src, "protocol": outer.proto})]
-        inner6 = decapsulated_ipv6(outer.tos, payload)
+        inner6 = payload if self._fault("mn.no-ecn-drop") else \
+            decapsulated_ipv6(outer.tos, payload)
         if inner6 is None:
             return []
         return self._inner_ipv6(inner6, "hoa" if outer.dst == self.config.home_address
@@ -459,7 +491,7 @@ class MobileNode:
 
     def _inner_ipv6(self, packet: bytes, via: str, now: float) -> list:
         ip6 = parse_ipv6(packet)
-        if ip6.next_header == 58:
+        if ip6.next_header == 58 and not self._fault("mn.no-neighbor-discovery"):
             own = tunnel_link_local(self.config.home_address)
             advert = neighbor_advert_for(ip6, ip6.payload, own)
             if advert is not None:  # RFC 4213 §3.8: neighbor discovery over the tunnel
@@ -490,6 +522,8 @@ class MobileNode:
         if msg.msg_type == dh.ADVERTISE:
             msg.msg_type = dh.REQUEST
             return []  # rapid commit is asked for; an Advertise means the server ignored it
+        if self._fault("mn.no-delegated-registration"):
+            return [Event("prefixes-delegated", {"prefixes": [str(n) for n in networks]})]
         self.delegated = networks
         # §3.7.1: register the delegated prefixes (explicit mode).
         return [Event("prefixes-delegated", {"prefixes": [str(n) for n in networks]})] + \
