@@ -244,7 +244,7 @@ class HomeAgent:
             exts.append(AuthExtension(32, entry.spi))
         ident = request.identification if identification is None else identification
         if self._fault("ha.wrong-reply-identification") and code <= 1:
-            ident ^= 1
+            ident ^= 1 << 40  # the high bits: an FA still relays it on the low 32 bits
         if self._fault("ha.133-without-ha-time") and code == 133:
             ident = request.identification
         reply = RegistrationReply(code, lifetime, request.home_address, self.address, ident,
