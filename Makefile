@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test bench check-catalog clean
+.PHONY: setup run test selftest bench check-catalog clean
 
 setup:
 	@bash tools/setup.sh
@@ -15,7 +15,11 @@ check-catalog: setup
 
 test: setup
 	$(BIN)/python tools/check_catalog.py
+	$(BIN)/python tools/check_coverage.py
 	$(BIN)/python -m pytest
+
+selftest: setup
+	$(BIN)/dsmip4 selftest
 
 bench: setup
 	$(BIN)/dsmip4 bench codec

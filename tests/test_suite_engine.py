@@ -126,3 +126,35 @@ def test_reports_from_a_synthetic_run(tmp_path):
     assert "RFC5454-3.3-03" in html and "Traceability matrix" in html and "X-1" in html
     untestable = next(r for r in results["requirements"] if r["testable"] == "no")
     assert untestable["verdict"] == "UNTESTABLE"
+
+
+def test_coverage_check_passes_and_fails_when_a_case_goes(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import check_coverage
+
+    cases = check_coverage.load_cases(CATALOG)
+    assert check_coverage.check(CATALOG, cases) == []
+    fewer = [c for c in cases if c.id != "HA-3.3-008"]  # the only case for RFC5454-3.3-07
+    problems = check_coverage.check(CATALOG, fewer)
+    assert problems == ["RFC5454-3.3-07 (MUST NOT, §3.3) has no test case for the HA"]
+    no_mn = [c for c in cases if c.id != "MN-3.5-002"]
+    assert any("RFC5454-3.5-14" in p and "MN" in p for p in check_coverage.check(CATALOG, no_mn))
+
+
+def test_every_fault_maps_to_requirements_that_cases_check():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import check_coverage
+
+    from conformance.nodes.fa import FA_FAULTS
+    from conformance.nodes.ha import HA_FAULTS
+    from conformance.nodes.mn import MN_FAULTS
+
+    pairs = check_coverage.covered_pairs(check_coverage.load_cases(CATALOG))
+    for table in (HA_FAULTS, MN_FAULTS, FA_FAULTS):
+        for fault, reqs in table.items():
+            role = fault.split(".")[0].upper()
+            assert any((r, role) in pairs for r in reqs), f"{fault}: no case checks {reqs}"

@@ -53,6 +53,7 @@ HA_FAULTS = {
     "ha.keep-after-expiry": ["RFC5454-3.8-D1", "RFC5454-3.3-D1"],
     "ha.stray-bits-in-reply": ["RFC5454-2.2-01"],
     "ha.reject-stray-bits": ["RFC5454-2.1-02"],
+    "ha.accept-bad-prefix-length": ["RFC5454-2.1-F2"],
     "ha.nonzero-reply-reserved": ["RFC5454-2.2-F2"],
     "ha.tunnel-counts-as-hop": ["RFC4213-3.3-01"],
     "ha.no-ecn-copy": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
@@ -382,7 +383,7 @@ class HomeAgent:
             if code <= 7:
                 if length == 255:
                     link_locals.add(req.prefix)
-                else:
+                elif length <= 128:
                     prefixes[key] = "coa" if code == PREFIX_ACCEPT_COA else "hoa"
             else:
                 events.append(Event("prefix-rejected", {
@@ -415,7 +416,9 @@ class HomeAgent:
                 return PREFIX_REJECT_UNSPECIFIED
             return PREFIX_ACCEPT_HOA if is_link_local(req.prefix) else PREFIX_REJECT_UNSPECIFIED
         if length > 128:
-            return PREFIX_REJECT_UNSPECIFIED
+            # Lengths 129-254 mean nothing (RFC 5454 §2.2): never accepted.
+            return PREFIX_ACCEPT_HOA if self._fault("ha.accept-bad-prefix-length") \
+                else PREFIX_REJECT_UNSPECIFIED
         if self._fault("ha.reject-stray-bits") and length < 128 and \
                 int.from_bytes(req.prefix, "big") & ((1 << (128 - length)) - 1):
             return PREFIX_REJECT_UNSPECIFIED

@@ -219,7 +219,9 @@ def render_html(results: dict) -> str:
             f"{e(c['title'])}</h3><p><b>Test purpose.</b> {e(c['purpose'])}</p>"
             f"<p><small>{e(c['file'])} · role {e(c['role'].upper())} · §{e(c['section'])} · "
             f"requirements {', '.join(f'<a href=#req-{e(r)}>{e(r)}</a>' for r in c['requirements'])}"
-            f" · {c.get('duration', 0):.2f} s</small></p>"
+            f" · {c.get('duration', 0):.2f} s"
+            + (f" · seed {e(str(c['seed']))}" if c.get("seed") is not None else "")
+            + "</small></p>"
             + (f"<h4>Sequence</h4><table class='seq'>{seq}</table>" if seq else "")
             + (f"<h4>Checks</h4><table><tr><th></th><th>check</th><th>requirements</th>"
                f"<th>expected</th><th>actual</th></tr>{checks}</table>" if checks else "")

@@ -31,6 +31,7 @@ STEP_KEYS = {
     "expect_nothing_from_mn": {"inner_dst"},
     "expect_from_mn": {"inner_dst", "checks", "save_as"},
     "expect_no_ra": {"prefix"},
+    "robustness": {"count", "kinds"},
     "expect_at_cn": {"inner_src", "checks"},
     "expect_not_at_cn": {"inner_src"},
     "state": {"table", "checks"},

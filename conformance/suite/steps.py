@@ -723,6 +723,124 @@ def step_expect_no_ra(run: CaseRun, step: Step) -> None:
                f"{timeout:.1f} s", "none" if packet is None else f"an RA: {packet[:80].hex()}")
 
 
+ROBUSTNESS_KINDS = ("wrong-length", "unknown-subtype", "prefix-length", "stray-bits",
+                    "truncated", "repeated", "after-auth")
+
+
+def _malformed(run: CaseRun, kind: str, rng: random.Random):
+    """(request bytes, description, acceptable outcomes) for one malformed type-152 variant.
+
+    Outcomes: "134" (poorly formed), "drop" (no reply), "accept" (registration accepted with
+    the damaged extension ignored or its prefix rejected), "accept-prefix" (stray bits are
+    ignored: the prefix is accepted).
+    """
+    prefix = PrefixRequest.of("2001:db8:10:1::/64")
+    exts = [PrefixRequest.of("2001:db8:10:2::/64")]
+    auth = AuthExtension(32, run.spi)
+    tail = b""
+    if kind == "wrong-length":
+        length = rng.choice([n for n in range(1, 41) if n != 18])
+        body = bytes((1, 64)) + prefix.prefix
+        body = (body + bytes(40))[:length]
+        tail = bytes((152, length)) + body
+        desc, ok = f"prefix request with Length {length} instead of 18", {"134", "drop"}
+    elif kind == "unknown-subtype":
+        subtype = rng.choice([0] + list(range(4, 256)))
+        exts.append(DSMIPUnknown(subtype, rng.randbytes(rng.randrange(0, 20))))
+        desc, ok = f"DSMIPv4 extension with subtype {subtype}", {"134", "drop", "accept"}
+    elif kind == "prefix-length":
+        length = rng.randrange(129, 255)
+        exts.append(PrefixRequest(length, prefix.prefix))
+        desc, ok = f"prefix request with prefix length {length}", {"134", "drop", "accept"}
+    elif kind == "stray-bits":
+        exts.append(PrefixRequest(64, prefix.prefix[:8] + rng.randbytes(8)))
+        desc, ok = "prefix request with bits set beyond the prefix length", {"accept-prefix"}
+    elif kind == "truncated":
+        cut = rng.randrange(1, 20)
+        tail = (bytes((152, 18, 1, 64)) + prefix.prefix)[:cut]
+        desc, ok = f"prefix request truncated to {cut} bytes", {"134", "drop"}
+    elif kind == "repeated":
+        times = rng.randrange(2, 6)
+        exts += [PrefixRequest.of("2001:db8:10:1::/64")] * times
+        desc, ok = f"the same prefix requested {times} times", {"accept-once"}
+    else:  # after-auth
+        desc, ok = "prefix request after the MN-HA authentication extension", \
+            {"134", "drop", "accept"}
+    request = RegistrationRequest(0, int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
+                                  run.vars["fa"], run.next_identification(), exts + [auth])
+    payload = encode(request, {32: run.key})
+    if kind == "after-auth":
+        payload += bytes((152, 18, 1, 64)) + prefix.prefix
+    if tail:
+        # Damaged extensions go before the authenticator, which then covers them.
+        request.extensions = exts + [tail, auth]
+        payload = encode(request, {32: run.key})
+    return payload, desc, ok
+
+
+def step_robustness(run: CaseRun, step: Step) -> None:
+    """Seeded malformed type-152 extensions; the device answers as RFC 3344 requires or
+    drops, never accepts what it must not, and stays alive."""
+    spec = step.spec
+    count = int(spec.get("count", 10))
+    kinds = spec.get("kinds") or list(ROBUSTNESS_KINDS)
+    timeout = run.timeout(step, "reply_timeout")
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        payload, desc, allowed = _malformed(run, kind, run.rng)
+        run.mark_all()
+        run.session.agent_for("mn").send_udp(run.vars["hoa"], run.vars["fa"], payload)
+        run.note("suite (MN)", "FA", f"variant {i + 1}: {desc}")
+        wait = timeout if allowed & {"accept", "accept-prefix", "accept-once"} else \
+            float(run.vars["negative_timeout"]) + 0.5
+        packet = run.wait_packet("foreign", {"src": run.vars["fa"], "dport": 434}, wait)
+        outcome, detail = "drop", "no reply"
+        if packet is not None:
+            try:
+                reply = decode(run.udp_payload(packet))
+            except DecodeError as err:
+                run.record(step, f"variant {i + 1}: reply decodes", False, "a well-formed reply",
+                           str(err), ["RFC5454-3.3-01"])
+                continue
+            detail = f"code {reply.code}, prefix replies " + ", ".join(
+                f"{r.prefix_text}/{r.prefix_length}={r.code}" for r in reply.prefix_replies)
+            if reply.code == 134:
+                outcome = "134"
+            elif reply.code <= 1:
+                keys = [r.key for r in reply.prefix_replies]
+                p1 = PrefixRequest.of("2001:db8:10:1::/64").key
+                accepted_p1 = any(r.key == p1 and r.code <= 7 for r in reply.prefix_replies)
+                if kind == "stray-bits":
+                    outcome = "accept-prefix" if accepted_p1 else "accept"
+                elif kind == "repeated":
+                    outcome = "accept-once" if keys.count(p1) <= 1 else "accept-twice"
+                elif kind == "prefix-length" and any(
+                        128 < r.prefix_length < 255 and r.code <= 7
+                        for r in reply.prefix_replies):
+                    outcome = "accepted-bad-prefix"
+                elif kind == "after-auth" and accepted_p1:
+                    outcome = "accepted-unauthenticated-prefix"
+                else:
+                    outcome = "accept"
+            else:
+                outcome = f"code {reply.code}"
+        run.record(step, f"variant {i + 1}: {desc}", outcome in allowed,
+                   " or ".join(sorted(allowed)), f"{outcome} ({detail})",
+                   spec.get("requirements") or step.requirements)
+    # Alive afterwards: a valid registration is still answered.
+    request = RegistrationRequest(0, int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
+                                  run.vars["fa"], run.next_identification(),
+                                  [PrefixRequest.of("2001:db8:10:1::/64"),
+                                   AuthExtension(32, run.spi)])
+    run.mark_all()
+    run.session.agent_for("mn").send_udp(run.vars["hoa"], run.vars["fa"],
+                                         encode(request, {32: run.key}))
+    packet = run.wait_packet("foreign", {"src": run.vars["fa"], "dport": 434}, timeout)
+    alive = packet is not None and decode(run.udp_payload(packet)).code <= 1
+    run.record(step, "still alive", alive, "a valid registration answered after the variants",
+               "answered" if alive else "no answer", ["RFC5454-3.3-01"])
+
+
 EXECUTORS = {name[5:]: fn for name, fn in globals().items() if name.startswith("step_")}
 
 
