@@ -48,6 +48,7 @@ HA_FAULTS = {
     "ha.coa-code-in-fa-mode": ["RFC5454-3.3-04"],
     "ha.tunnel-to-coa-always": ["RFC5454-3.3.2-02"],
     "ha.gre-to-hoa": ["RFC5454-3.3.2-D2"],
+    "ha.ipip-despite-gre": ["RFC5454-3.3.2-D1", "RFC3344-3.8.3-03"],
     "ha.keep-omitted-prefixes": ["RFC5454-3.8-D3"],
     "ha.keep-after-deregistration": ["RFC5454-3.8-D2", "RFC3344-3.8.2-01"],
     "ha.keep-after-expiry": ["RFC5454-3.8-D1", "RFC5454-3.3-D1"],
@@ -340,7 +341,8 @@ class HomeAgent:
         colocated = request.flag("D")
         wants_udp = next((e for e in request.extensions if type(e) is UDPTunnelRequest), None)
         use_udp = wants_udp is not None and cfg.udp_tunnelling
-        encapsulation = "udp" if use_udp else ("gre" if request.flag("G") else "ipip")
+        encapsulation = "udp" if use_udp else ("gre" if request.flag("G") and not self._fault(
+            "ha.ipip-despite-gre") else "ipip")
         old = self.bindings.get(entry.home_address)
         extensions, prefixes, link_locals, events = [], {}, set(), []
         requests = request.prefix_requests if cfg.dsmip else []
