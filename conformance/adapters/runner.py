@@ -65,7 +65,8 @@ class NodeRunner:
             self.raw_in.append(sock)
         rt = config.runtime
         if rt.tun and self.role in ("ha", "mn"):
-            self.tun_fd, self.tun_name = linux.open_tun(rt.tun, rt.tun_mtu)
+            mtu = 1500 if "mn.tun-mtu-1500" in getattr(engine_cfg, "faults", ()) else rt.tun_mtu
+            self.tun_fd, self.tun_name = linux.open_tun(rt.tun, mtu)
             self.selector.register(self.tun_fd, selectors.EVENT_READ, self._on_tun)
         self.foreign_ifindex = linux.ifindex_of(rt.foreign_interface) if self.role == "fa" \
             else None
@@ -290,14 +291,6 @@ class NodeRunner:
 
 def control_request(path: str, command: str, timeout: float = 5.0) -> dict:
     """Send one command to a node's control socket and return its JSON answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
+    from conformance.ctl import request
+
+    return request(path, command, timeout)

@@ -42,12 +42,13 @@ HA_FAULTS = {
     "ha.wrong-prefix-echo": ["RFC5454-3.3-05"],
     "ha.no-overlap-check": ["RFC5454-3.3-06"],
     "ha.accept-spoofed-inner": ["RFC5454-3.3.2-07", "RFC5454-4-02", "RFC5454-3.3.2-09"],
-    "ha.accept-any-outer": ["RFC5454-3.3.2-08", "RFC5454-4-01", "RFC3024-4.2-01"],
+    "ha.accept-any-outer": ["RFC5454-3.3.2-08", "RFC5454-4-01", "RFC3024-4.2-01",
+                            "RFC4213-3.6-01"],
     "ha.no-security-log": ["RFC5454-4-03"],
     "ha.prefix-accept-on-reject": ["RFC5454-3.2-D1"],
-    "ha.coa-code-in-fa-mode": ["RFC5454-3.3-04"],
+    "ha.coa-code-in-fa-mode": ["RFC5454-3.3-04", "RFC5454-2.2-F4"],
     "ha.tunnel-to-coa-always": ["RFC5454-3.3.2-02"],
-    "ha.gre-to-hoa": ["RFC5454-3.3.2-D2"],
+    "ha.gre-to-hoa": ["RFC5454-3.3.2-D2", "RFC4213-3.5-01"],
     "ha.ipip-despite-gre": ["RFC5454-3.3.2-D1", "RFC3344-3.8.3-03"],
     "ha.keep-omitted-prefixes": ["RFC5454-3.8-D3"],
     "ha.keep-after-deregistration": ["RFC5454-3.8-D2", "RFC3344-3.8.2-01"],
@@ -58,7 +59,7 @@ HA_FAULTS = {
     "ha.nonzero-reply-reserved": ["RFC5454-2.2-F2"],
     "ha.tunnel-counts-as-hop": ["RFC4213-3.3-01"],
     "ha.no-ecn-copy": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
-    "ha.set-df": ["RFC5454-3.6-03"],
+    "ha.set-df": ["RFC5454-3.6-03", "RFC4213-3.2-01"],
     "ha.no-route-announcement": ["RFC5454-3.3.1-01", "RFC3963-6.3-01"],
     "ha.hide-prefix-state": ["RFC5454-3.3.2-01"],
     "ha.no-multicast-forwarding": ["RFC5454-3.3.2-10"],
@@ -73,7 +74,9 @@ HA_FAULTS = {
     "ha.no-lifetime-cap": ["RFC3344-3.8.3-01"],
     "ha.accept-unknown-nonskippable": ["RFC3344-1.9-02"],
     "ha.reject-unknown-skippable": ["RFC3344-1.9-01", "RFC5454-5-03"],
-    "ha.udp-next-header-4": ["RFC5454-3.9-02"],
+    "ha.udp-next-header-4": ["RFC5454-3.9-02", "RFC3519-3.3-02"],
+    "ha.bad-prefix-reply-length": ["RFC5454-2.2-F1"],
+    "ha.auth-over-header-only": ["RFC3344-3.5.1-01"],
     "ha.no-udp-tunnel-reply": ["RFC3519-3.2-01", "RFC5454-3.9-01"],
     "ha.ignore-tunneling-mode": ["RFC5454-3.3.2-04"],
     "ha.drop-from-hoa": ["RFC5454-3.3.2-03"],
@@ -253,6 +256,12 @@ class HomeAgent:
                                   exts)
         payload = encode(reply, {32: entry.key} if entry and not self._fault(
             "ha.reply-without-auth") else None)
+        if entry is not None and self._fault("ha.auth-over-header-only") and \
+                not self._fault("ha.reply-without-auth"):
+            # The authenticator computed over the fixed header and the SPI only.
+            end = len(payload) - 16
+            payload = payload[:end] + hmac.digest(entry.key, payload[:20] + payload[end - 6:end],
+                                                  "md5")
         accepted = code <= 1
         self.stats["accepted" if accepted else "rejected"] += 1
         data = {"home_address": request.home_address, "care_of_address":
@@ -402,6 +411,8 @@ class HomeAgent:
                 reply.prefix = bytes(b)
             if self._fault("ha.nonzero-reply-reserved"):
                 reply.reserved = 0x5A
+            if self._fault("ha.bad-prefix-reply-length"):
+                reply.wire_length = 21  # one byte more than the extension carries
             if self._fault("ha.coa-code-in-fa-mode") and code == PREFIX_ACCEPT_HOA:
                 reply.code = PREFIX_ACCEPT_COA
             if not self._fault("ha.no-prefix-reply"):

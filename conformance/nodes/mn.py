@@ -31,16 +31,21 @@ RETRANSMIT_MAX_TRIES = 5
 
 MN_FAULTS = {
     "mn.tunnel-mode-ext-in-fa-mode": ["RFC5454-3.5-14"],
-    "mn.no-tunnel-mode-ext-colocated": ["RFC5454-3.5-13", "RFC5454-3.1-02"],
+    "mn.no-tunnel-mode-ext-colocated": ["RFC5454-3.5-13", "RFC5454-3.1-02", "RFC5454-2.3-F1"],
+    "mn.tunnel-mode-reserved-nonzero": ["RFC5454-2.3-F2"],
+    "mn.udp-reserved-nonzero": ["RFC3519-3.1-01"],
+    "mn.solicit-outside-hoa-tunnel": ["RFC5454-3.7.1-03"],
+    "mn.tun-mtu-1500": ["RFC5454-3.6-03", "RFC4213-3.2-01"],
     "mn.extensions-after-auth": ["RFC5454-3.1-03"],
-    "mn.auth-excludes-extensions": ["RFC5454-3.1-04"],
+    "mn.auth-excludes-extensions": ["RFC5454-3.1-04", "RFC3344-3.5.1-01"],
     "mn.no-auth-extension": ["RFC3344-3.2-01"],
     "mn.no-prefix-requests": ["RFC5454-3.1-01", "RFC5454-3.5-01", "RFC5454-3.5-02"],
     "mn.stray-prefix-bits": ["RFC5454-2.1-01"],
     "mn.strict-reply-prefix": ["RFC5454-2.2-02"],
     "mn.accept-unmatched-reply": ["RFC5454-3.5-06"],
     "mn.missing-reply-accepted": ["RFC5454-3.5-07"],
-    "mn.ignore-prefix-code": ["RFC5454-3.5-08", "RFC5454-3.5-03"],
+    "mn.ignore-prefix-code": ["RFC5454-3.5-08", "RFC5454-3.5-03", "RFC5454-3.2-D2",
+                              "RFC5454-2.2-F4"],
     "mn.ignore-header-reject": ["RFC5454-3.2-D1"],
     "mn.coa-tunnel-in-fa-mode": ["RFC5454-3.5-12", "RFC5454-3.5-10"],
     "mn.hoa-tunnel-on-code-1": ["RFC5454-3.5-11"],
@@ -51,11 +56,12 @@ MN_FAULTS = {
     "mn.no-neighbor-discovery": ["RFC5454-3.6-01", "RFC5454-3.6-02"],
     "mn.no-ecn-drop": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
     "mn.udp-encapsulation-nonzero": ["RFC5454-3.9-03"],
-    "mn.udp-next-header-4": ["RFC5454-3.9-02", "RFC5454-3.9-01"],
+    "mn.udp-next-header-4": ["RFC5454-3.9-02", "RFC5454-3.9-01", "RFC3519-3.3-02"],
     "mn.skip-hoa-registration": ["RFC5454-3.7.1-02"],
     "mn.no-link-local-registration": ["RFC5454-3.7.1-D1", "RFC5454-3.7.1-01"],
     "mn.no-delegated-registration": ["RFC5454-3.7.1-04"],
     "mn.no-reregistration": ["RFC3344-3.6.3-01"],
+    "mn.no-resync": ["RFC3344-5.7.1-01"],
     "mn.accept-bad-reply-auth": ["RFC3344-3.6.2.1-01"],
     "mn.nonzero-reserved-flags": ["RFC3344-3.3-01"],
 }
@@ -190,10 +196,12 @@ class MobileNode:
             not self._fault("mn.no-tunnel-mode-ext-colocated")
         if tunnel_mode or (self._fault("mn.tunnel-mode-ext-in-fa-mode") and self.mode == "fa"
                            and requests):
-            extensions.append(TunnelingMode())
+            extensions.append(TunnelingMode(
+                reserved=0x5A if self._fault("mn.tunnel-mode-reserved-nonzero") else 0))
         if cfg.udp_tunnelling and self.colocated and lifetime:
             extensions.append(UDPTunnelRequest(
-                encapsulation=4 if self._fault("mn.udp-encapsulation-nonzero") else 0))
+                encapsulation=4 if self._fault("mn.udp-encapsulation-nonzero") else 0,
+                reserved3=0x5A5A if self._fault("mn.udp-reserved-nonzero") else 0))
         auth = AuthExtension(32, cfg.spi)
         if self._fault("mn.extensions-after-auth"):
             extensions = [auth] + extensions
@@ -252,7 +260,8 @@ class MobileNode:
                                                 "authentication"}, "warning")]
         if reply.code == 133:
             # RFC 3344 §5.7.1: resynchronise on the HA's clock and try again.
-            self._clock_offset = (reply.identification >> 32) - (ntp_time(now) >> 32)
+            if not self._fault("mn.no-resync"):
+                self._clock_offset = (reply.identification >> 32) - (ntp_time(now) >> 32)
             return [Event("identification-resync", {"offset": self._clock_offset})] + \
                 self._register(now, pending["lifetime"])
         self._pending = None
@@ -511,6 +520,10 @@ class MobileNode:
                                ia_pd=[dh.IAPD(1)], rapid_commit=True)
         packet = udp6_packet(tunnel_link_local(self.config.home_address), dh.ALL_DHCP_SERVERS,
                              dh.CLIENT_PORT, dh.SERVER_PORT, dh.encode_dhcpv6(msg), hop_limit=1)
+        if self._fault("mn.solicit-outside-hoa-tunnel"):
+            _, outer = encapsulate(packet, True, self.care_of_address, self.config.home_agent,
+                                   "ipip")
+            return [SendIPv4(outer), Event("dhcpv6-solicit", {})]
         return self._encapsulate(packet, "hoa") + [Event("dhcpv6-solicit", {})]
 
     def _dhcp_reply(self, body: bytes, now: float) -> list:

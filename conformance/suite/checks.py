@@ -74,6 +74,17 @@ def identification_carries_ha_time(ctx, reply, within=5):
 
 
 @check
+def identification_clock_offset(ctx, message, seconds, within=3):
+    """The identification's high 32 bits are `seconds` ahead of this machine's clock."""
+    from conformance.nodes.actions import ntp_time
+    import time
+
+    off = (message.identification >> 32) - (ntp_time(time.time()) >> 32)
+    return abs(off - seconds) <= within, f"timestamp {seconds} s ahead (the HA's clock)", \
+        f"{off} s ahead"
+
+
+@check
 def home_address_echoed(ctx, reply, request="request"):
     req = ctx.vars[request]["message"]
     return reply.home_address == req.home_address, req.home_address, reply.home_address

@@ -372,33 +372,43 @@ def _carries(run: CaseRun, dst: str):
     return accept
 
 
-def step_expect_tunnelled(run: CaseRun, step: Step) -> None:
+def _expect_carrying(run: CaseRun, step: Step, link: str, flt: dict, sender: str,
+                     receiver: str, default_name: str) -> None:
+    """Wait on `link` for a tunnelled packet whose inner IPv6 goes to inner_dst; check it."""
     spec = step.spec
     timeout = run.timeout(step, "reply_timeout")
     dst = run.resolve(spec["inner_dst"])
-    link = spec.get("on", "foreign")
-    packet = run.wait_packet(link, {"src": run.vars["ha"]}, timeout, _carries(run, dst))
+    packet = run.wait_packet(link, flt, timeout, _carries(run, dst))
     if packet is None:
         if step.precondition:
-            raise Inconclusive(f"no tunnelled packet for {dst} within {timeout:.1f} s")
-        run.record(step, "tunnelled packet arrives", False,
-                   f"IPv6 for {dst} tunnelled from the HA within {timeout:.1f} s", "nothing",
-                   detail=_seen(run))
+            raise Inconclusive(f"nothing tunnelled for {dst} by the {sender} within "
+                               f"{timeout:.1f} s")
+        run.record(step, f"tunnelled by the {sender}", False, f"IPv6 for {dst} tunnelled by "
+                   f"the {sender} within {timeout:.1f} s", "nothing", detail=_seen(run))
         return
     outer = parse_ipv4(packet)
-    run.note("DUT (HA)", "MN link", f"IPv4 {outer.src} > {outer.dst} proto {outer.proto} "
-             f"carrying IPv6 to {dst}")
-    run.vars[spec.get("save_as", "tunnelled")] = {"message": packet}
+    run.note(f"DUT ({sender})" if sender in ("HA", "MN") else sender, receiver,
+             f"IPv4 {outer.src} > {outer.dst} proto {outer.proto} carrying IPv6 to {dst}")
+    run.vars[spec.get("save_as", default_name)] = {"message": packet}
     run.run_checks(step, packet, spec.get("checks"))
 
 
-def step_expect_not_tunnelled(run: CaseRun, step: Step) -> None:
+def _expect_not_carrying(run: CaseRun, step: Step, link: str, flt: dict, sender: str) -> None:
     timeout = run.timeout(step, "negative_timeout")
     dst = run.resolve(step.spec["inner_dst"])
-    packet = run.wait_packet("foreign", {"src": run.vars["ha"]}, timeout, _carries(run, dst))
-    run.record(step, "not tunnelled", packet is None,
-               f"no packet for {dst} tunnelled within {timeout:.1f} s",
-               "nothing" if packet is None else f"tunnelled: {packet[:60].hex()}")
+    packet = run.wait_packet(link, flt, timeout, _carries(run, dst))
+    run.record(step, f"nothing tunnelled by the {sender}", packet is None,
+               f"no IPv6 for {dst} tunnelled by the {sender} within {timeout:.1f} s",
+               "nothing" if packet is None else f"a packet: {packet[:80].hex()}")
+
+
+def step_expect_tunnelled(run: CaseRun, step: Step) -> None:
+    _expect_carrying(run, step, step.spec.get("on", "foreign"), {"src": run.vars["ha"]}, "HA",
+                     "MN link", "tunnelled")
+
+
+def step_expect_not_tunnelled(run: CaseRun, step: Step) -> None:
+    _expect_not_carrying(run, step, "foreign", {"src": run.vars["ha"]}, "HA")
 
 
 def inner_packet(run: CaseRun, spec: dict) -> bytes:
@@ -615,10 +625,14 @@ def step_reply(run: CaseRun, step: Step) -> None:
     exts = [run.extension(item) for item in spec.get("extensions") or []]
     if spec.get("auth", True):
         exts.append(AuthExtension(32, run.spi))
+    ident = int(fields.get("identification", request.identification))
+    if "ha_clock_offset" in fields:
+        # A 133 as an HA whose clock is this many seconds off: its time in the high bits.
+        ident = ((ntp_time(time.time()) >> 32) + int(fields["ha_clock_offset"])) << 32 | \
+            (request.identification & 0xFFFFFFFF)
     reply = RegistrationReply(int(fields.get("code", 0)),
                               int(fields.get("lifetime", request.lifetime)),
-                              request.home_address, run.vars["ha"],
-                              int(fields.get("identification", request.identification)), exts)
+                              request.home_address, run.vars["ha"], ident, exts)
     payload = encode(reply, {32: bytes.fromhex(fields["key"]) if "key" in fields else run.key})
     run.mark_all()
     run.session.agent_for("ha").send_udp(run.vars["ha"], saved["src"], payload,
@@ -661,30 +675,12 @@ def step_send_to_mn(run: CaseRun, step: Step) -> None:
 
 def step_expect_from_mn(run: CaseRun, step: Step) -> None:
     """A packet the MN under test tunnels to the HA, seen where it reaches the HA."""
-    spec = step.spec
-    timeout = run.timeout(step, "reply_timeout")
-    dst = run.resolve(spec["inner_dst"])
-    packet = run.wait_packet("transit", {"dst": run.vars["ha"]}, timeout, _carries(run, dst))
-    if packet is None:
-        if step.precondition:
-            raise Inconclusive(f"the device tunnelled nothing for {dst} within {timeout:.1f} s")
-        run.record(step, "tunnelled from the MN", False, f"IPv6 for {dst} tunnelled to the HA "
-                   f"within {timeout:.1f} s", "nothing", detail=_seen(run))
-        return
-    outer = parse_ipv4(packet)
-    run.note("DUT (MN)", "suite (HA)", f"IPv4 {outer.src} > {outer.dst} proto {outer.proto} "
-             f"carrying IPv6 to {dst}")
-    run.vars[spec.get("save_as", "from_mn")] = {"message": packet}
-    run.run_checks(step, packet, spec.get("checks"))
+    _expect_carrying(run, step, "transit", {"dst": run.vars["ha"]}, "MN", "suite (HA)",
+                     "from_mn")
 
 
 def step_expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
-    timeout = run.timeout(step, "negative_timeout")
-    dst = run.resolve(step.spec["inner_dst"])
-    packet = run.wait_packet("transit", {"dst": run.vars["ha"]}, timeout, _carries(run, dst))
-    run.record(step, "nothing tunnelled from the MN", packet is None,
-               f"no IPv6 for {dst} from the MN within {timeout:.1f} s",
-               "nothing" if packet is None else f"a packet: {packet[:80].hex()}")
+    _expect_not_carrying(run, step, "transit", {"dst": run.vars["ha"]}, "MN")
 
 
 def step_expect_no_ra(run: CaseRun, step: Step) -> None:
