@@ -24,7 +24,7 @@ MIP_PORT = 434
 PENDING_TIMEOUT = 7.0  # seconds an unanswered relayed request is kept (RFC 3344 §3.7.1)
 
 FA_FAULTS = {
-    "fa.strip-unknown-skippable": ["RFC3344-1.9-01", "RFC5454-3.4-D1"],
+    "fa.strip-unknown-skippable": ["RFC3344-1.9-01", "RFC5454-3.4-D1", "RFC5454-5-03"],
     "fa.alter-relayed-request": ["RFC3344-3.7.2-01"],
     "fa.alter-relayed-reply": ["RFC3344-3.7.3-01"],
     "fa.drop-tunnelled-traffic": ["RFC3344-4.2.3-01"],

@@ -82,7 +82,10 @@ HA_FAULTS = {
     "ha.drop-from-hoa": ["RFC5454-3.3.2-03"],
     "ha.drop-from-coa": ["RFC5454-3.3.2-05"],
     "ha.ignore-implicit-prefixes": ["RFC5454-1.4-01"],
-    "ha.reject-link-local": ["RFC5454-3.7.1-D1"],
+    "ha.reject-link-local": ["RFC5454-3.7.1-D1", "RFC5454-2.2-F3"],
+    "ha.reject-tunnel-mode-reserved": ["RFC5454-2.3-F2"],
+    "ha.reply-subtype-4": ["RFC5454-5-01"],
+    "ha.udp-reserved-nonzero": ["RFC3519-3.3-01"],
     "ha.no-delegation-reply": ["RFC3633-9-01", "RFC5454-3.7.1-03"],
 }
 
@@ -356,7 +359,9 @@ class HomeAgent:
         extensions, prefixes, link_locals, events = [], {}, set(), []
         requests = request.prefix_requests if cfg.dsmip else []
         if cfg.dsmip and requests:
-            wants_coa = (any(type(e) is TunnelingMode for e in request.extensions)
+            wants_coa = (any(type(e) is TunnelingMode and not (
+                e.reserved and self._fault("ha.reject-tunnel-mode-reserved"))
+                for e in request.extensions)
                          and cfg.honour_tunneling_mode
                          and not self._fault("ha.ignore-tunneling-mode"))
             extensions, prefixes, link_locals, events = self._answer_prefixes(
@@ -415,9 +420,14 @@ class HomeAgent:
                 reply.wire_length = 21  # one byte more than the extension carries
             if self._fault("ha.coa-code-in-fa-mode") and code == PREFIX_ACCEPT_HOA:
                 reply.code = PREFIX_ACCEPT_COA
+            if self._fault("ha.reply-subtype-4"):
+                from conformance.codec import DSMIPUnknown
+
+                reply = DSMIPUnknown(4, bytes((reply.code, reply.prefix_length, 0))
+                                     + reply.prefix)
             if not self._fault("ha.no-prefix-reply"):
                 extensions.append(reply)
-                if self._fault("ha.duplicate-prefix-reply"):
+                if self._fault("ha.duplicate-prefix-reply") and type(reply) is PrefixReply:
                     extensions.append(PrefixReply(reply.code, reply.prefix_length, reply.prefix))
         return extensions, prefixes, link_locals, events
 
@@ -561,6 +571,8 @@ class HomeAgent:
         if kind == "udp":
             if inner_is_ipv6 and self._fault("ha.udp-next-header-4"):
                 data = data[:1] + b"\x04" + data[2:]
+            if self._fault("ha.udp-reserved-nonzero"):
+                data = data[:2] + b"\x5a\x5a" + data[4:]
             host, port = binding.udp_peer
             return [SendUDP(self.address, host, MIP_PORT, port, data)]
         return [SendIPv4(data)]

@@ -53,7 +53,7 @@ MN_FAULTS = {
     "mn.reserved-codes-rejected": ["RFC5454-5-02"],
     "mn.ipv6-via-coa-on-code-0": ["RFC5454-3.5-09"],
     "mn.mld-via-coa": ["RFC5454-3.3.3-01"],
-    "mn.no-neighbor-discovery": ["RFC5454-3.6-01", "RFC5454-3.6-02"],
+    "mn.no-neighbor-discovery": ["RFC5454-3.6-01", "RFC5454-3.6-02", "RFC4213-3.8-01"],
     "mn.no-ecn-drop": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
     "mn.udp-encapsulation-nonzero": ["RFC5454-3.9-03"],
     "mn.udp-next-header-4": ["RFC5454-3.9-02", "RFC5454-3.9-01", "RFC3519-3.3-02"],
@@ -62,6 +62,16 @@ MN_FAULTS = {
     "mn.no-delegated-registration": ["RFC5454-3.7.1-04"],
     "mn.no-reregistration": ["RFC3344-3.6.3-01"],
     "mn.no-resync": ["RFC3344-5.7.1-01"],
+    "mn.bad-prefix-request-length": ["RFC5454-2.1-F1"],
+    "mn.prefix-length-200": ["RFC5454-2.1-F2"],
+    "mn.reject-nonzero-reserved": ["RFC5454-2.2-F2"],
+    "mn.request-subtype-4": ["RFC5454-5-01"],
+    "mn.reject-unknown-skippable": ["RFC5454-5-03", "RFC3344-1.9-01"],
+    "mn.tunnel-counts-as-hop": ["RFC4213-3.3-01"],
+    "mn.hoa-tunnel-gre": ["RFC4213-3.5-01"],
+    "mn.accept-any-tunnel-source": ["RFC4213-3.6-01"],
+    "mn.wrong-link-local": ["RFC4213-3.7-01"],
+    "mn.udp-tunnel-reserved-nonzero": ["RFC3519-3.3-01"],
     "mn.accept-bad-reply-auth": ["RFC3344-3.6.2.1-01"],
     "mn.nonzero-reserved-flags": ["RFC3344-3.3-01"],
 }
@@ -163,6 +173,10 @@ class MobileNode:
             requests.append(PrefixRequest(255, tunnel_link_local(self.config.home_address)))
         for network in list(self.config.prefixes) + self.delegated:
             req = PrefixRequest.of(str(network))
+            if self._fault("mn.bad-prefix-request-length"):
+                req.wire_length = 19
+            if self._fault("mn.prefix-length-200"):
+                req.prefix_length = 200
             if self._fault("mn.stray-prefix-bits") and network.prefixlen < 128:
                 req.prefix = req.prefix[:15] + bytes((req.prefix[15] | 1,))
             requests.append(req)
@@ -194,6 +208,10 @@ class MobileNode:
         extensions: list = list(requests)
         tunnel_mode = self.colocated and cfg.request_coa_tunnel and requests and \
             not self._fault("mn.no-tunnel-mode-ext-colocated")
+        if self._fault("mn.request-subtype-4") and requests:
+            from conformance.codec import DSMIPUnknown
+
+            extensions.append(DSMIPUnknown(4, b"\x00"))
         if tunnel_mode or (self._fault("mn.tunnel-mode-ext-in-fa-mode") and self.mode == "fa"
                            and requests):
             extensions.append(TunnelingMode(
@@ -264,6 +282,12 @@ class MobileNode:
                 self._clock_offset = (reply.identification >> 32) - (ntp_time(now) >> 32)
             return [Event("identification-resync", {"offset": self._clock_offset})] + \
                 self._register(now, pending["lifetime"])
+        if self._fault("mn.reject-unknown-skippable") and any(
+                type(e).__name__ == "RawExtension" for e in reply.extensions):
+            return [Event("reply-ignored", {"reason": "unknown extension"}, "warning")]
+        if self._fault("mn.reject-nonzero-reserved") and any(
+                getattr(e, "reserved", 0) for e in reply.prefix_replies):
+            return [Event("reply-ignored", {"reason": "reserved field"}, "warning")]
         self._pending = None
         accepted = reply.code <= 1
         if pending["lifetime"] == 0:
@@ -434,13 +458,20 @@ class MobileNode:
 
     def _encapsulate(self, packet: bytes, tunnel: str) -> list:
         cfg = self.config
+        if self._fault("mn.tunnel-counts-as-hop"):
+            from conformance.nodes.tunnel import forwarded
+
+            packet = forwarded(packet) or packet
         method = "udp" if self.udp_tunnel else ("gre" if cfg.gre else "ipip")
         if tunnel == "coa" and self.colocated:
             kind, data = encapsulate(packet, True, self.care_of_address, cfg.home_agent, method)
             if kind == "udp" and self._fault("mn.udp-next-header-4"):
                 data = data[:1] + b"\x04" + data[2:]
+            if kind == "udp" and self._fault("mn.udp-tunnel-reserved-nonzero"):
+                data = data[:2] + b"\x5a\x5a" + data[4:]
         else:
-            _, middle = encapsulate(packet, True, cfg.home_address, cfg.home_agent, "ipip")
+            _, middle = encapsulate(packet, True, cfg.home_address, cfg.home_agent,
+                                    "gre" if self._fault("mn.hoa-tunnel-gre") else "ipip")
             if not self.colocated:
                 return [SendIPv4(middle)]  # via the FA, as any packet from the home address
             kind, data = encapsulate(middle, False, self.care_of_address, cfg.home_agent, method)
@@ -471,7 +502,8 @@ class MobileNode:
             return [Event("bad-packet", {"error": str(err)}, "warning")]
 
     def _decapsulate(self, outer, now, depth) -> list:
-        if outer.src != self.config.home_agent:
+        if outer.src != self.config.home_agent and not self._fault(
+                "mn.accept-any-tunnel-source"):
             return [Event("dropped", {"from": outer.src, "reason": "not from the home agent"})]
         proto, payload = outer.proto, outer.payload
         if proto == PROTO_GRE:
@@ -501,7 +533,8 @@ class MobileNode:
     def _inner_ipv6(self, packet: bytes, via: str, now: float) -> list:
         ip6 = parse_ipv6(packet)
         if ip6.next_header == 58 and not self._fault("mn.no-neighbor-discovery"):
-            own = tunnel_link_local(self.config.home_address)
+            own = tunnel_link_local(self.config.home_address) if not self._fault(
+                "mn.wrong-link-local") else bytes.fromhex("fe80000000000000000000000000abcd")
             advert = neighbor_advert_for(ip6, ip6.payload, own)
             if advert is not None:  # RFC 4213 §3.8: neighbor discovery over the tunnel
                 return self._encapsulate(advert, "hoa")

@@ -313,6 +313,18 @@ def inner_size_at_most(ctx, packet, equals):
 
 
 @check
+def tunnel_reserved_zero(ctx, packet):
+    from conformance.codec.packets import parse_udp
+
+    ip4 = parse_ipv4(packet)
+    if ip4.proto != 17:
+        return False, "Mobile Tunnel Data with Reserved 0", f"IP protocol {ip4.proto}"
+    _, _, data = parse_udp(ip4.payload)
+    got = int.from_bytes(data[2:4], "big") if len(data) >= 4 else None
+    return got == 0, "Mobile Tunnel Data with Reserved 0", f"Reserved {got}"
+
+
+@check
 def tunnel_next_header(ctx, packet, equals):
     from conformance.codec.packets import parse_udp
 

@@ -27,7 +27,7 @@ STEP_KEYS = {
                        "inner", "size", "hop_limit", "traffic_class", "target", "group"},
     "send_to_mn": {"inner", "inner_src", "inner_dst", "via", "encapsulation", "size",
                    "hop_limit", "traffic_class", "target", "prefix", "to", "request",
-                   "outer_ecn"},
+                   "outer_ecn", "outer_src"},
     "expect_nothing_from_mn": {"inner_dst"},
     "expect_from_mn": {"inner_dst", "checks", "save_as"},
     "expect_no_ra": {"prefix"},

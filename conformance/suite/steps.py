@@ -659,7 +659,7 @@ def step_send_to_mn(run: CaseRun, step: Step) -> None:
         agent.send_udp(ha, run.vars["coa"], encode(TunnelData(41, inner)), sport=434,
                        dport=saved.get("sport", 434))
     elif via == "coa":
-        _, packet = encapsulate(inner, True, ha, run.vars["coa"], method)
+        _, packet = encapsulate(inner, True, spec.get("outer_src", ha), run.vars["coa"], method)
         if "outer_ecn" in spec:
             from conformance.nodes.tunnel import set_ipv4_ecn
 
