@@ -225,8 +225,7 @@ class Agent:
 
     def op_capture_stop(self, req):
         proc, path = self.captures.pop(int(req["capture"]))
-        time.sleep(0.05)  # let packets already on the wire reach the capture buffer
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # tcpdump -U has written every packet it has seen
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
