@@ -168,10 +168,33 @@ class NodeRunner:
 
     def _on_multicast(self, sock) -> None:
         packet, addr = sock.recvfrom(65535)
-        if addr[2] == socket.PACKET_OUTGOING or len(packet) < 40 or packet[24] != 0xFF \
-                or packet[25] & 0x0F <= 2:
+        if addr[2] == socket.PACKET_OUTGOING or len(packet) < 40 or packet[24] != 0xFF:
+            return
+        if packet[6] == 58 and len(packet) > 40 and packet[40] == 133 and \
+                "ha.advertise-prefixes" in self.engine.faults:
+            self._advertise(sock)  # the fault: answer a Router Solicitation with our prefixes
+            return
+        if packet[25] & 0x0F <= 2:
             return  # only routable-scope multicast that arrived on the link
         self.apply(self.engine.receive_ipv6(packet, time.time()))
+
+    def _advertise(self, sock) -> None:
+        """A Router Advertisement making every registered prefix on-link (RFC 5454 §3.3 forbids
+        it; only the ha.advertise-prefixes fault sends one)."""
+        import struct
+
+        from conformance.codec.packets import addr6, icmpv6_packet
+
+        options = b""
+        for binding in self.engine.bindings.values():
+            for (length, value) in binding.prefixes:
+                prefix = (value << (128 - length) if length else 0).to_bytes(16, "big")
+                options += struct.pack("!BBBBIII", 3, 4, length, 0xC0, 86400, 14400, 0) + prefix
+        body = struct.pack("!BBHII", 64, 0, 1800, 0, 0) + options
+        packet = icmpv6_packet(addr6("fe80::1"), addr6("ff02::1"), 134, 0, body, hop_limit=255)
+        sock.sendto(packet, (self.config.runtime.multicast_interface, 0x86DD, 0, 0,
+                             b"\x33\x33\x00\x00\x00\x01"))
+        self.log.write("router-advertisement-sent", "warning", prefixes=len(options) // 32)
 
     def _on_tun(self, fd) -> None:
         try:

@@ -63,6 +63,7 @@ HA_FAULTS = {
     "ha.no-route-announcement": ["RFC5454-3.3.1-01", "RFC3963-6.3-01"],
     "ha.hide-prefix-state": ["RFC5454-3.3.2-01"],
     "ha.no-multicast-forwarding": ["RFC5454-3.3.2-10"],
+    "ha.advertise-prefixes": ["RFC5454-3.3-07"],  # acted on by the adapter (home link)
     "ha.ignore-mld": ["RFC5454-3.3.3-01", "RFC3775-10.4.3-01"],
     "ha.no-neighbor-discovery": ["RFC5454-3.6-02", "RFC4213-3.8-01"],
     "ha.wrong-link-local": ["RFC5454-3.6-01", "RFC4213-3.7-01"],
