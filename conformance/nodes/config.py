@@ -199,6 +199,7 @@ def _ha(path, r: _Reader, base) -> HAConfig:
         copy_dscp=r.get("copy_dscp", _bool, True), full_ecn=r.get("full_ecn", _bool, True),
         delegation_pool=pool,
         delegated_length=r.get("delegated_length", _int, 56),
+        home_ipv6=r.get("home_ipv6", lambda v: str(ipaddress.IPv6Address(v)), None),
         faults=r.get("faults", _faults(HA_FAULTS), frozenset()))
     if pool is not None and not pool.prefixlen < cfg.delegated_length <= 128:
         r.fail("delegated_length", f"must be longer than the pool's /{pool.prefixlen}")

@@ -22,7 +22,7 @@ from conformance.codec import dhcpv6 as dh
 from conformance.codec.mld import parse_mld
 from conformance.codec.packets import (
     PROTO_GRE, PROTO_ICMPV6, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
-    IPv6, is_link_local, is_multicast, neighbor_advert_for, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
+    IPv6, addr6, is_link_local, is_multicast, neighbor_advert_for, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
     parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
 )
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
@@ -60,6 +60,7 @@ HA_FAULTS = {
     "ha.tunnel-counts-as-hop": ["RFC4213-3.3-01"],
     "ha.no-ecn-copy": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
     "ha.set-df": ["RFC5454-3.6-03", "RFC4213-3.2-01"],
+    "ha.no-packet-too-big": ["RFC4213-3.2-02"],
     "ha.no-route-announcement": ["RFC5454-3.3.1-01", "RFC3963-6.3-01"],
     "ha.hide-prefix-state": ["RFC5454-3.3.2-01"],
     "ha.no-multicast-forwarding": ["RFC5454-3.3.2-10"],
@@ -126,6 +127,7 @@ class HAConfig:
     full_ecn: bool = True
     delegation_pool: ipaddress.IPv6Network | None = None
     delegated_length: int = 56
+    home_ipv6: str | None = None  # a global address of the home side: source of ICMPv6 errors
     faults: frozenset[str] = frozenset()
 
 
@@ -539,8 +541,11 @@ class HomeAgent:
         if out is None:
             return [Event("hop-limit-exceeded", {"dst": ip6.dst_text}, "info")]
         if len(out) > self.config.tunnel_mtu:
+            if self._fault("ha.no-packet-too-big"):
+                return [Event("dropped", {"dst": ip6.dst_text, "size": len(out)})]
             # RFC 4213 §3.2 static tunnel MTU: too big for the tunnel, tell the source.
-            return [DeliverIPv6(packet_too_big(self.link_local, packet, self.config.tunnel_mtu)),
+            source = addr6(self.config.home_ipv6) if self.config.home_ipv6 else self.link_local
+            return [DeliverIPv6(packet_too_big(source, packet, self.config.tunnel_mtu)),
                     Event("packet-too-big", {"dst": ip6.dst_text, "size": len(out)})]
         _, length = self.table.lookup(int.from_bytes(ip6.dst, "big"))
         key = (length, int.from_bytes(ip6.dst, "big") >> (128 - length) if length else 0)

@@ -431,6 +431,18 @@ def mn_prefixes(ctx, rows, accepted=None, rejected=()):
 
 
 @check
+def packet_too_big(ctx, packet, mtu):
+    """An ICMPv6 Packet Too Big (RFC 4443 §3.2) announcing `mtu`."""
+    ip6 = parse_ipv6(packet)
+    data = ip6.payload
+    if ip6.next_header != 58 or len(data) < 8 or data[0] != 2:
+        return False, f"ICMPv6 Packet Too Big, MTU {mtu}", \
+            f"next header {ip6.next_header}, type {data[0] if data else None}"
+    got = int.from_bytes(data[4:8], "big")
+    return got == mtu, f"ICMPv6 Packet Too Big, MTU {mtu}", f"Packet Too Big, MTU {got}"
+
+
+@check
 def has_route(ctx, rows, prefix):
     dsts = [r.get("dst") for r in rows]
     return prefix in dsts, f"a route for {prefix}", f"routes {dsts}"

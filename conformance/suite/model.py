@@ -32,7 +32,7 @@ STEP_KEYS = {
     "expect_from_mn": {"inner_dst", "checks", "save_as"},
     "expect_no_ra": {"prefix"},
     "robustness": {"count", "kinds"},
-    "expect_at_cn": {"inner_src", "checks"},
+    "expect_at_cn": {"inner_src", "checks", "icmpv6_type"},
     "expect_not_at_cn": {"inner_src"},
     "state": {"table", "checks"},
     "log": {"expect"},

@@ -34,6 +34,7 @@ class Addresses:
     cn6: str
     ha_transit: str | None = None
     hoa2: str | None = None
+    ha6: str | None = None
 
     def as_vars(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -56,7 +57,8 @@ def addresses_from(testbed: Testbed) -> Addresses:
                      coa=mn[1] if len(mn) > 1 else mn[0],
                      cn6=iface_on("cn", "correspondent").ipv6()[0],
                      ha_transit=iface_on("ha", "transit").ipv4()[0],
-                     hoa2=mn[2] if len(mn) > 2 else None)
+                     hoa2=mn[2] if len(mn) > 2 else None,
+                     ha6=(iface_on("ha", "correspondent").ipv6() or [None])[0])
 
 
 @dataclass

@@ -485,11 +485,13 @@ def step_send_tunnelled(run: CaseRun, step: Step) -> None:
              f"{spec.get('inner', 'data')}")
 
 
-def _from6(src: str):
+def _from6(src: str, icmp_type: int | None = None):
     target = addr6(src)
 
     def accept(packet: bytes) -> bool:
-        return packet[0] >> 4 == 6 and len(packet) >= 40 and packet[8:24] == target
+        if packet[0] >> 4 != 6 or len(packet) < 41 or packet[8:24] != target:
+            return False
+        return icmp_type is None or (packet[6] == 58 and packet[40] == icmp_type)
     return accept
 
 
@@ -497,7 +499,8 @@ def step_expect_at_cn(run: CaseRun, step: Step) -> None:
     spec = step.spec
     timeout = run.timeout(step, "reply_timeout")
     src = run.resolve(spec["inner_src"])
-    packet = run.wait_packet("correspondent", {"version": 6}, timeout, _from6(src))
+    packet = run.wait_packet("correspondent", {"version": 6}, timeout,
+                             _from6(src, spec.get("icmpv6_type")))
     if packet is None:
         run.record(step, "forwarded to the CN", False, f"IPv6 from {src} at the CN within "
                    f"{timeout:.1f} s", "nothing", detail=_seen(run))
