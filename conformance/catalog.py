@@ -139,10 +139,7 @@ def _entry(path: Path, index: int, raw) -> Requirement:
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     path = Path(path) if path else DEFAULT_CATALOG
-    try:
-        data = load_yaml(path)
-    except YamlError as exc:
-        raise CatalogError(exc.path, exc.yaml_path, exc.message, exc.line) from exc
+    data = load_yaml(path, CatalogError)
     if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
         raise CatalogError(path, "requirements", "expected a top-level 'requirements' list")
     requirements = []

@@ -9,8 +9,6 @@ project lives here; importing the module once is enough for `rdpcap` to show eve
 
 from __future__ import annotations
 
-import struct
-
 from scapy.fields import (
     BitField, ByteEnumField, ByteField, FieldLenField, IP6Field, IPField, LongField,
     PacketListField, ShortField, StrLenField, XIntField, XShortField, XStrLenField,
@@ -178,4 +176,4 @@ __all__ = ["MobileIP", "MobileIPTunnelData", "DSMIPRegistrationRequest",
            "DSMIPRegistrationReply", "MIPExtGeneric", "MIPExtAuth", "MIPExtNAI",
            "MIPExtUDPTunnelRequest", "MIPExtUDPTunnelReply", "MIPExtLong",
            "DSMIPv4PrefixRequest", "DSMIPv4PrefixReply", "DSMIPv4TunnelingMode",
-           "DSMIPv4Unknown", "IP", "UDP", "IPv6", "GRE", "struct"]
+           "DSMIPv4Unknown", "IP", "UDP", "IPv6", "GRE"]

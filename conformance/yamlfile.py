@@ -44,20 +44,21 @@ def _construct_mapping(loader, node):
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_yaml(path: str | Path):
-    """Parse a YAML file; syntax errors become YamlError with the line."""
+def load_yaml(path: str | Path, error: type[YamlError] = YamlError):
+    """Parse a YAML file; an unreadable file or a syntax error raises `error` (a YamlError
+    subclass of the caller's) with the line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise YamlError(path, "$", f"cannot read file: {exc.strerror}") from exc
+        raise error(path, "$", f"cannot read file: {exc.strerror}") from exc
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlError(path, "$", f"YAML syntax: {problem}", line) from exc
+        raise error(path, "$", f"YAML syntax: {problem}", line) from exc
 
 
 def line_of(node) -> int | None:

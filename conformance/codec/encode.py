@@ -12,7 +12,6 @@ import hmac
 import struct
 from socket import inet_aton
 
-from .errors import DecodeError  # noqa: F401  (re-exported for callers that round-trip)
 from .messages import (
     AuthExtension, DSMIPUnknown, LongExtension, NAIExtension, PrefixReply, PrefixRequest,
     RawExtension, RegistrationReply, RegistrationRequest, TunnelData, TunnelingMode,

@@ -111,10 +111,7 @@ _KEYS = {"profile", "role", "host", "install", "config", "start", "stop", "reset
 
 def load_profile(path: str | Path) -> Profile:
     path = Path(path)
-    try:
-        data = load_yaml(path)
-    except YamlError as exc:
-        raise ProfileError(exc.path, exc.yaml_path, exc.message, exc.line) from exc
+    data = load_yaml(path, ProfileError)
 
     def fail(where, message, node=data):
         raise ProfileError(path, where, message, line_of(node))

@@ -122,10 +122,7 @@ class _Check:
 
 def load_testbed(path: str | Path) -> Testbed:
     path = Path(path)
-    try:
-        data = load_yaml(path)
-    except YamlError as exc:
-        raise TestbedError(exc.path, exc.yaml_path, exc.message, exc.line) from exc
+    data = load_yaml(path, TestbedError)
     c = _Check(path)
     c.mapping(data, "$", ("hosts",), ("testbed", "links", "builtin"))
     meta = c.mapping(data.get("testbed") or {}, "testbed", (), ("name", "pixit"))

@@ -245,10 +245,7 @@ def _attach(path, node) -> dict:
 
 def load_node_config(path: str | Path, role: str | None = None) -> NodeConfig:
     path = Path(path)
-    try:
-        data = load_yaml(path)
-    except YamlError as exc:
-        raise ConfigError(exc.path, exc.yaml_path, exc.message, exc.line) from exc
+    data = load_yaml(path, ConfigError)
     r = _Reader(path, data, "")
     kind = r.get("role", str, check=lambda v: None if v in ("ha", "fa", "mn")
                  else "expected ha, fa or mn")

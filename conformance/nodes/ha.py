@@ -7,7 +7,6 @@ prefixes, and the current time. Outputs: actions (conformance.nodes.actions).
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import hmac
 import ipaddress
@@ -778,4 +777,4 @@ class HomeAgent:
         return []
 
 
-__all__ = ["HomeAgent", "HAConfig", "MobileNodeEntry", "Binding", "HA_FAULTS", "hashlib"]
+__all__ = ["HomeAgent", "HAConfig", "MobileNodeEntry", "Binding", "HA_FAULTS"]

@@ -228,9 +228,11 @@ def relayed_unchanged(ctx, relayed, original="request"):
     got = ctx.last_payload(relayed)
     auth = relayed.auth(32)
     end = auth.offset + 2 + 4 + len(auth.authenticator or b"") if auth else len(got)
-    return got[:end] == sent[:end], "the request up to its MN-HA authenticator, byte for " \
-        "byte", "identical" if got[:end] == sent[:end] else \
-        f"differs from byte {next(i for i, (a, b) in enumerate(zip(got, sent)) if a != b) if any(a != b for a, b in zip(got, sent)) else min(len(got), len(sent))}"
+    same = got[:end] == sent[:end]
+    first = next((i for i, (a, b) in enumerate(zip(got[:end], sent[:end])) if a != b),
+                 min(len(got), len(sent), end))
+    return same, "the request up to its MN-HA authenticator, byte for byte", \
+        "identical" if same else f"differs from byte {first}"
 
 
 # ------------------------------------------------------------------ tunnelled packets
