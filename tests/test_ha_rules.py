@@ -293,6 +293,83 @@ CHECKS = {
 }
 
 
+def check_ignored_tunneling_mode_acts_as_case_1(ha):  # RFC5454-3.3.2-06
+    reply = _registered(ha, "D", COA, COA, TunnelingMode())
+    assert [r.code for r in reply.prefix_replies] == [0, 0]
+    [out] = [a for a in ha.receive_ipv6(ping6("2001:db8:ff::1", "2001:db8:10:1::5"), Clock.t)
+             if isinstance(a, SendIPv4)]
+    outer = parse_ipv4(out.packet)
+    assert (outer.dst, outer.proto) == (COA, 4)
+    assert parse_ipv4(outer.payload).dst == HOA
+
+
+def _tunnelled_or_ptb(ha, size):
+    actions = ha.receive_ipv6(ping6("2001:db8:ff::1", "2001:db8:10:1::5", size=size), Clock.t)
+    sent = [parse_ipv4(a.packet) for a in actions if isinstance(a, SendIPv4)]
+    ptb = [parse_ipv6(a.packet) for a in actions if isinstance(a, DeliverIPv6)]
+    return sent, [int.from_bytes(p.payload[4:8], "big") for p in ptb if p.payload[0] == 2]
+
+
+def check_dynamic_mtu_sets_df(ha):  # RFC5454-3.6-04
+    _registered(ha)  # via the FA: two IPv4 headers, so the tunnel MTU is 1500 - 40
+    [outer], [] = _tunnelled_or_ptb(ha, 1400)
+    assert outer.df and parse_ipv4(outer.payload).df
+    assert _tunnelled_or_ptb(ha, 1430) == ([], [1460])
+
+
+def check_frag_needed_lowers_tunnel_mtu(ha):  # RFC5454-3.6-04, RFC 4213 §3.2
+    from conformance.codec.packets import ipv4_packet
+
+    _registered(ha)
+    [outer], _ = _tunnelled_or_ptb(ha, 1400)
+    quoted = outer.to_bytes()[:28]
+    icmp = bytes((3, 4, 0, 0, 0, 0)) + (1400).to_bytes(2, "big") + quoted
+    ha.receive_icmpv4(ipv4_packet("203.0.113.194", HA, 1, icmp), Clock.t)
+    assert _tunnelled_or_ptb(ha, 1400) == ([], [1360])
+    [small], [] = _tunnelled_or_ptb(ha, 1300)
+    assert small.df
+    # A path below 1320 bytes leaves the tunnel at 1280 with DF clear: IPv4 may fragment.
+    icmp = bytes((3, 4, 0, 0, 0, 0)) + (1200).to_bytes(2, "big") + quoted
+    ha.receive_icmpv4(ipv4_packet("203.0.113.194", HA, 1, icmp), Clock.t)
+    [low], [] = _tunnelled_or_ptb(ha, 1200)
+    assert not low.df
+
+
+# Optional features: the check runs against an HA configured to claim the feature.
+VARIANT_CHECKS = {
+    "ha.honour-ignored-tunneling-mode": (check_ignored_tunneling_mode_acts_as_case_1,
+                                         {"honour_tunneling_mode": False}),
+    "ha.dynamic-mtu-no-df": (check_dynamic_mtu_sets_df, {"dynamic_tunnel_mtu": True}),
+    "ha.dynamic-mtu-ignore-frag-needed": (check_frag_needed_lowers_tunnel_mtu,
+                                          {"dynamic_tunnel_mtu": True}),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(VARIANT_CHECKS))
+def test_optional_rule_holds_on_clean_ha(fault):
+    check, config = VARIANT_CHECKS[fault]
+    check(make_ha(**config))
+
+
+@pytest.mark.parametrize("fault", sorted(VARIANT_CHECKS))
+def test_optional_rule_breaks_with_its_fault(fault):
+    check, config = VARIANT_CHECKS[fault]
+    with pytest.raises(AssertionError):
+        check(make_ha(fault, **config))
+
+
+def test_frag_needed_about_foreign_packets_is_ignored():
+    from conformance.codec.packets import ipv4_packet
+
+    ha = make_ha(dynamic_tunnel_mtu=True)
+    _registered(ha)
+    quoted = ipv4_packet("203.0.113.99", FA, 4, bytes(8))[:28]  # not sent by the HA
+    icmp = bytes((3, 4, 0, 0, 0, 0)) + (1300).to_bytes(2, "big") + quoted
+    assert ha.receive_icmpv4(ipv4_packet("203.0.113.194", HA, 1, icmp), Clock.t) == []
+    assert ha.receive_icmpv4(b"\x45garbage", Clock.t)[0].name == "malformed-dropped"
+    [outer], [] = _tunnelled_or_ptb(ha, 1400)
+
+
 @pytest.mark.parametrize("fault", sorted(CHECKS))
 def test_rule_holds_on_clean_ha(fault):
     CHECKS[fault](make_ha())

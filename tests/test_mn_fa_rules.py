@@ -139,6 +139,64 @@ def check_mld_over_hoa(mn):  # RFC5454-3.3.3-01
     assert outer.proto == 4 and parse_ipv4(outer.payload).src == HOA
 
 
+def _from_stack(mn, src, size):
+    """What the MN does with an IPv6 packet of `size` bytes its own stack sends."""
+    packet = IPv6(addr6(src), addr6("2001:db8:ff::1"), 59, bytes(size - 40)).to_bytes()
+    return mn.send_ipv6(packet, START + 1)
+
+
+def check_packet_too_big_into_stack(mn):  # RFC4213-3.2-02
+    from conformance.nodes.actions import DeliverIPv6
+
+    request, _ = attach(mn)
+    answer(mn, request, [reply_for(P1, 0), reply_for(P2, 0)])
+    actions = _from_stack(mn, "2001:db8:10:1::1", 1348)
+    assert not [a for a in actions if isinstance(a, SendIPv4)]
+    [ptb] = [a for a in actions if isinstance(a, DeliverIPv6)]
+    assert ptb.packet[40] == 2 and int.from_bytes(ptb.packet[44:48], "big") == 1280
+    assert ptb.packet[24:40] == addr6("2001:db8:10:1::1")  # back to the sender
+    assert [a for a in _from_stack(mn, "2001:db8:10:1::1", 1280) if isinstance(a, SendIPv4)]
+
+
+def check_implicit_prefixes_over_hoa_tunnel(mn):  # RFC5454-1.4-01
+    request, _ = attach(mn)
+    assert request.prefix_requests == []
+    answer(mn, request, [])
+    assert mn.accepted_prefixes() == {"2001:db8:20::/48": "hoa"}
+    [pkt] = [a for a in _from_stack(mn, "2001:db8:20::1", 100) if isinstance(a, SendIPv4)]
+    outer = parse_ipv4(pkt.packet)
+    assert (outer.src, outer.dst, outer.proto) == (HOA, HA, 41)
+
+
+def check_dynamic_mtu_sets_df(mn):  # RFC5454-3.6-04
+    request, _ = attach(mn)
+    answer(mn, request, [reply_for(P1, 0), reply_for(P2, 0)])
+    [pkt] = [a for a in _from_stack(mn, "2001:db8:10:1::1", 1400) if isinstance(a, SendIPv4)]
+    assert parse_ipv4(pkt.packet).df
+    assert not [a for a in _from_stack(mn, "2001:db8:10:1::1", 1481) if isinstance(a, SendIPv4)]
+
+
+# Optional features: the check runs against an MN configured to claim the feature.
+VARIANT_CHECKS = {
+    "mn.implicit-prefixes-not-tunnelled": (check_implicit_prefixes_over_hoa_tunnel, dict(
+        prefixes=[], implicit_prefixes=[ipaddress.IPv6Network("2001:db8:20::/48")])),
+    "mn.dynamic-mtu-no-df": (check_dynamic_mtu_sets_df, {"dynamic_tunnel_mtu": True}),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(VARIANT_CHECKS))
+def test_optional_rule_holds_on_clean_mn(fault):
+    check, config = VARIANT_CHECKS[fault]
+    check(make_mn(**config))
+
+
+@pytest.mark.parametrize("fault", sorted(VARIANT_CHECKS))
+def test_optional_rule_breaks_with_its_fault(fault):
+    check, config = VARIANT_CHECKS[fault]
+    with pytest.raises(AssertionError):
+        check(make_mn(fault, **config))
+
+
 CHECKS = {
     "mn.extensions-after-auth": check_request_layout,
     "mn.tunnel-mode-ext-in-fa-mode": check_no_tunnel_mode_in_fa_mode,
@@ -155,6 +213,7 @@ CHECKS = {
     "mn.accept-bad-reply-auth": check_reply_auth_checked,
     "mn.no-reregistration": check_reregisters_before_expiry,
     "mn.mld-via-coa": check_mld_over_hoa,
+    "mn.no-packet-too-big": check_packet_too_big_into_stack,
 }
 
 

@@ -63,6 +63,11 @@ class NodeRunner:
             sock = linux.raw_receiver(proto)
             self.selector.register(sock, selectors.EVENT_READ, self._on_raw)
             self.raw_in.append(sock)
+        if getattr(engine_cfg, "dynamic_tunnel_mtu", False) and self.role == "ha":
+            # ICMPv4 Fragmentation Needed about tunnel packets lowers the path MTU (RFC 4213).
+            icmp = linux.raw_receiver(1)
+            self.selector.register(icmp, selectors.EVENT_READ, self._on_icmp)
+            self.raw_in.append(icmp)
         rt = config.runtime
         if rt.tun and self.role in ("ha", "mn"):
             mtu = 1500 if "mn.tun-mtu-1500" in getattr(engine_cfg, "faults", ()) else rt.tun_mtu
@@ -165,6 +170,9 @@ class NodeRunner:
             if socket.inet_ntoa(dst) != self.engine.address:
                 return  # a visitor's packet the kernel forwards anyway
         self.apply(self.engine.receive_ipv4(packet, now))
+
+    def _on_icmp(self, sock) -> None:
+        self.apply(self.engine.receive_icmpv4(sock.recv(65535), time.time()))
 
     def _on_multicast(self, sock) -> None:
         packet, addr = sock.recvfrom(65535)

@@ -106,12 +106,40 @@ class Profile:
 
 
 _KEYS = {"profile", "role", "host", "install", "config", "start", "stop", "reset", "health",
-         "state", "logs", "pics", "parameters", "faults"}
+         "state", "logs", "pics", "parameters", "faults", "extends"}
+# Under `extends`, these mappings merge key by key with the base; any other key replaces it.
+_MERGED = ("profile", "pics", "parameters")
+
+
+def _load_data(path: Path, chain: tuple = ()) -> dict:
+    """The profile's mapping with its `extends` chain resolved: a device with a configuration
+    variant (another PICS set) names its base profile and overrides what differs."""
+    data = load_yaml(path, ProfileError)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_path = (path.parent / str(data["extends"])).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ProfileError(path, "extends", f"circular: {base_path} extends itself",
+                           line_of(data))
+    if not base_path.is_file():
+        raise ProfileError(path, "extends", f"no such profile: {base_path}", line_of(data))
+    base = _load_data(base_path, chain + (path.resolve(),))
+    if not isinstance(base, dict):
+        raise ProfileError(base_path, "$", "expected a mapping")
+    merged = dict(base)
+    for key, value in data.items():
+        if key == "extends":
+            continue
+        if key in _MERGED and isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = {**base[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_profile(path: str | Path) -> Profile:
     path = Path(path)
-    data = load_yaml(path, ProfileError)
+    data = _load_data(path)
 
     def fail(where, message, node=data):
         raise ProfileError(path, where, message, line_of(node))

@@ -196,6 +196,9 @@ def _ha(path, r: _Reader, base) -> HAConfig:
         honour_tunneling_mode=r.get("honour_tunneling_mode", _bool, True),
         tunnel_mtu=r.get("tunnel_mtu", _int, 1280,
                          lambda v: None if v >= 1280 else "must be at least 1280 (RFC 4213)"),
+        dynamic_tunnel_mtu=r.get("dynamic_tunnel_mtu", _bool, False),
+        link_mtu=r.get("link_mtu", _int, 1500,
+                       lambda v: None if 1300 <= v <= 65535 else "must be 1300 to 65535"),
         copy_dscp=r.get("copy_dscp", _bool, True), full_ecn=r.get("full_ecn", _bool, True),
         delegation_pool=pool,
         delegated_length=r.get("delegated_length", _int, 56),
@@ -225,6 +228,12 @@ def _mn(path, r: _Reader, base) -> MNConfig:
                     gre=r.get("gre", _bool, False),
                     udp_tunnelling=r.get("udp_tunnelling", _bool, False),
                     groups=[str(ipaddress.IPv6Address(g)) for g in r.get("groups", list, [])],
+                    implicit_prefixes=r.get("implicit_prefixes", _networks, []),
+                    tunnel_mtu=r.get("tunnel_mtu", _int, 1280, lambda v: None if v >= 1280
+                                     else "must be at least 1280 (RFC 4213)"),
+                    dynamic_tunnel_mtu=r.get("dynamic_tunnel_mtu", _bool, False),
+                    link_mtu=r.get("link_mtu", _int, 1500, lambda v: None if 1300 <= v <= 65535
+                                   else "must be 1300 to 65535"),
                     faults=r.get("faults", _faults(MN_FAULTS), frozenset()))
 
 

@@ -27,7 +27,7 @@ from conformance.codec.packets import (
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
 from conformance.nodes.prefixes import PrefixTable
 from conformance.nodes.tunnel import (
-    decapsulated_ipv4, decapsulated_ipv6, encapsulate, forwarded,
+    ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, encapsulate, forwarded, with_df,
 )
 
 MIP_PORT = 434
@@ -88,6 +88,10 @@ HA_FAULTS = {
     "ha.reply-subtype-4": ["RFC5454-5-01"],
     "ha.udp-reserved-nonzero": ["RFC3519-3.3-01"],
     "ha.no-delegation-reply": ["RFC3633-9-01", "RFC5454-3.7.1-03"],
+    # Optional features (PICS): these break a configuration that claims the feature.
+    "ha.honour-ignored-tunneling-mode": ["RFC5454-3.3.2-06"],
+    "ha.dynamic-mtu-no-df": ["RFC5454-3.6-04"],
+    "ha.dynamic-mtu-ignore-frag-needed": ["RFC5454-3.6-04"],
 }
 
 
@@ -121,7 +125,9 @@ class HAConfig:
     udp_tunnelling: bool = True
     udp_keepalive: int = 110
     honour_tunneling_mode: bool = True
-    tunnel_mtu: int = 1280
+    tunnel_mtu: int = 1280  # the static tunnel MTU (RFC 4213 §3.2)
+    dynamic_tunnel_mtu: bool = False  # RFC 4213 §3.2 dynamic method (RFC 5454 §3.6 OPTIONAL)
+    link_mtu: int = 1500  # IPv4 path MTU assumed until an ICMPv4 Fragmentation Needed
     copy_dscp: bool = True
     full_ecn: bool = True
     delegation_pool: ipaddress.IPv6Network | None = None
@@ -169,15 +175,6 @@ def _key(network: ipaddress.IPv6Network) -> tuple[int, int]:
         if network.prefixlen else 0
 
 
-def _with_df(packet: bytes) -> bytes:
-    from conformance.codec.packets import checksum
-
-    header = bytearray(packet[:20])
-    header[6] |= 0x40
-    header[10:12] = b"\0\0"
-    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
-    return bytes(header) + packet[20:]
-
 
 def _request_key(req: PrefixRequest) -> tuple[int, int]:
     length = req.prefix_length
@@ -209,6 +206,7 @@ class HomeAgent:
         self._timers: list[tuple[float, str]] = []
         self.delegations: dict[str, list[tuple[int, int]]] = {}  # home address -> prefixes
         self._next_delegation = 0
+        self.path_mtu: dict[str, int] = {}  # IPv4 far end -> path MTU learnt (dynamic MTU)
         self.faults = config.faults
         self.link_local = tunnel_link_local(config.address)
         self.server_duid = b"\x00\x03\x00\x01" + bytes(2) + bytes(int(x) for x in
@@ -364,7 +362,8 @@ class HomeAgent:
             wants_coa = (any(type(e) is TunnelingMode and not (
                 e.reserved and self._fault("ha.reject-tunnel-mode-reserved"))
                 for e in request.extensions)
-                         and cfg.honour_tunneling_mode
+                         and (cfg.honour_tunneling_mode
+                              or self._fault("ha.honour-ignored-tunneling-mode"))
                          and not self._fault("ha.ignore-tunneling-mode"))
             extensions, prefixes, link_locals, events = self._answer_prefixes(
                 entry, requests, colocated, wants_coa, request.care_of_address)
@@ -539,16 +538,57 @@ class HomeAgent:
         out = forwarded(packet) if self._fault("ha.tunnel-counts-as-hop") else packet
         if out is None:
             return [Event("hop-limit-exceeded", {"dst": ip6.dst_text}, "info")]
-        if len(out) > self.config.tunnel_mtu:
-            if self._fault("ha.no-packet-too-big"):
-                return [Event("dropped", {"dst": ip6.dst_text, "size": len(out)})]
-            # RFC 4213 §3.2 static tunnel MTU: too big for the tunnel, tell the source.
-            source = addr6(self.config.home_ipv6) if self.config.home_ipv6 else self.link_local
-            return [DeliverIPv6(packet_too_big(source, packet, self.config.tunnel_mtu)),
-                    Event("packet-too-big", {"dst": ip6.dst_text, "size": len(out)})]
         _, length = self.table.lookup(int.from_bytes(ip6.dst, "big"))
         key = (length, int.from_bytes(ip6.dst, "big") >> (128 - length) if length else 0)
-        return self._tunnel_to(binding, out, binding.prefixes.get(key, "hoa"))
+        mode = binding.prefixes.get(key, "hoa")
+        limit, _ = self._tunnel_mtu(binding, mode)
+        if len(out) > limit:
+            if self._fault("ha.no-packet-too-big"):
+                return [Event("dropped", {"dst": ip6.dst_text, "size": len(out)})]
+            # RFC 4213 §3.2: too big for the tunnel, tell the source the tunnel MTU.
+            source = addr6(self.config.home_ipv6) if self.config.home_ipv6 else self.link_local
+            return [DeliverIPv6(packet_too_big(source, packet, limit)),
+                    Event("packet-too-big", {"dst": ip6.dst_text, "size": len(out),
+                                             "mtu": limit})]
+        return self._tunnel_to(binding, out, mode)
+
+    def _tunnel_mtu(self, binding: Binding, mode: str) -> tuple[int, bool]:
+        """(tunnel MTU, set DF on the IPv4 headers) for IPv6 tunnelled to this binding.
+
+        Static (RFC 4213 §3.2): the configured MTU, DF clear. Dynamic: the IPv4 path MTU to the
+        tunnel's far end less the headers the HA adds, DF set; at or below 1280 the tunnel
+        keeps 1280 and lets IPv4 fragment (DF clear), as RFC 4213 §3.2 prescribes."""
+        cfg = self.config
+        if not cfg.dynamic_tunnel_mtu:
+            return cfg.tunnel_mtu, False
+        if binding.at_home:
+            far_end, overhead = binding.home_address, 20
+        else:
+            far_end = binding.care_of_address
+            overhead = 20 + ENCAP_EXTRA.get(binding.encapsulation, 0) + \
+                (20 if mode != "coa" else 0)
+        mtu = self.path_mtu.get(far_end, cfg.link_mtu) - overhead
+        if mtu <= 1280:
+            return 1280, False
+        return mtu, not self._fault("ha.dynamic-mtu-no-df")
+
+    @drops_malformed
+    def receive_icmpv4(self, packet: bytes, now: float) -> list:
+        """ICMPv4 Fragmentation Needed about a tunnel packet the HA sent: with the dynamic
+        tunnel MTU it lowers the IPv4 path MTU to that far end (RFC 1191, RFC 4213 §3.2)."""
+        ip = parse_ipv4(packet)
+        icmp = ip.payload
+        if ip.proto != 1 or len(icmp) < 28 or icmp[0] != 3 or icmp[1] != 4:
+            return []
+        quoted = parse_ipv4(icmp[8:])
+        if quoted.src != self.address or quoted.proto not in (PROTO_IPIP, PROTO_GRE, PROTO_UDP):
+            return []
+        mtu = int.from_bytes(icmp[6:8], "big")
+        if not self.config.dynamic_tunnel_mtu or mtu < 68 or \
+                self._fault("ha.dynamic-mtu-ignore-frag-needed"):
+            return [Event("fragmentation-needed-ignored", {"dst": quoted.dst, "mtu": mtu})]
+        self.path_mtu[quoted.dst] = min(mtu, self.path_mtu.get(quoted.dst, self.config.link_mtu))
+        return [Event("path-mtu", {"dst": quoted.dst, "mtu": self.path_mtu[quoted.dst]})]
 
     def _tunnel_to(self, binding: Binding, inner6: bytes, mode: str) -> list:
         cfg = self.config
@@ -557,22 +597,25 @@ class HomeAgent:
         if self._fault("ha.tunnel-to-coa-always") and not binding.at_home:
             mode = "coa"
         self.stats["tunnelled_out"] += 1
+        _, df = self._tunnel_mtu(binding, mode)
         if mode == "coa" and not binding.at_home:
             # RFC 5454 §3.3.2 case 2: straight to the co-located CoA, negotiated encapsulation.
-            return self._send_outer(binding, inner6, True, copy_dscp, full_ecn)
+            return self._send_outer(binding, inner6, True, copy_dscp, full_ecn, df)
         # Case 1: IPv6 in IPv4 to the HoA (RFC 4213), then as any packet for the HoA.
         _, middle = encapsulate(inner6, True, self.address, binding.home_address,
                                 "gre" if self._fault("ha.gre-to-hoa") else "ipip",
                                 copy_dscp=copy_dscp, full_ecn=full_ecn)
+        if df or self._fault("ha.set-df"):
+            middle = with_df(middle)
         if binding.at_home:
-            return [SendIPv4(_with_df(middle) if self._fault("ha.set-df") else middle)]
-        return self._send_outer(binding, middle, False, copy_dscp, full_ecn)
+            return [SendIPv4(middle)]
+        return self._send_outer(binding, middle, False, copy_dscp, full_ecn, df)
 
-    def _send_outer(self, binding, inner, inner_is_ipv6, copy_dscp, full_ecn) -> list:
+    def _send_outer(self, binding, inner, inner_is_ipv6, copy_dscp, full_ecn, df) -> list:
         kind, data = encapsulate(inner, inner_is_ipv6, self.address, binding.care_of_address,
                                  binding.encapsulation, copy_dscp=copy_dscp, full_ecn=full_ecn)
-        if kind == "ipv4" and self._fault("ha.set-df"):
-            data = _with_df(data)
+        if kind == "ipv4" and (df or self._fault("ha.set-df")):
+            data = with_df(data)
         if kind == "udp":
             if inner_is_ipv6 and self._fault("ha.udp-next-header-4"):
                 data = data[:1] + b"\x04" + data[2:]

@@ -19,11 +19,13 @@ from conformance.codec import dhcpv6 as dh
 from conformance.codec.mld import mldv2_report
 from conformance.codec.packets import (
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, addr6,
-    is_link_local, neighbor_advert_for, parse_gre, parse_ipv4, parse_ipv6, parse_udp, text6, tunnel_link_local,
-    udp6_packet, upper_layer,
+    is_link_local, neighbor_advert_for, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
+    parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
 )
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
-from conformance.nodes.tunnel import decapsulated_ipv4, decapsulated_ipv6, encapsulate
+from conformance.nodes.tunnel import (
+    ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, encapsulate, with_df,
+)
 
 MIP_PORT = 434
 RETRANSMIT_INITIAL = 1.0  # RFC 3344 §3.6.3: back off exponentially from a first timeout
@@ -74,6 +76,10 @@ MN_FAULTS = {
     "mn.udp-tunnel-reserved-nonzero": ["RFC3519-3.3-01"],
     "mn.accept-bad-reply-auth": ["RFC3344-3.6.2.1-01"],
     "mn.nonzero-reserved-flags": ["RFC3344-3.3-01"],
+    "mn.no-packet-too-big": ["RFC4213-3.2-02"],
+    # Optional features (PICS): these break a configuration that claims the feature.
+    "mn.implicit-prefixes-not-tunnelled": ["RFC5454-1.4-01"],
+    "mn.dynamic-mtu-no-df": ["RFC5454-3.6-04"],
 }
 
 
@@ -91,6 +97,12 @@ class MNConfig:
     gre: bool = False
     udp_tunnelling: bool = False
     groups: list[str] = field(default_factory=list)  # multicast groups to join once bound
+    # Implicit mode (RFC 5454 §1.4): prefixes the HA binds to the HoA by configuration, never
+    # requested; their traffic goes over the HoA tunnel once the HoA is registered.
+    implicit_prefixes: list[ipaddress.IPv6Network] = field(default_factory=list)
+    tunnel_mtu: int = 1280  # static tunnel MTU (RFC 4213 §3.2)
+    dynamic_tunnel_mtu: bool = False  # RFC 4213 §3.2 dynamic method (RFC 5454 §3.6 OPTIONAL)
+    link_mtu: int = 1500  # IPv4 MTU the dynamic method starts from
     faults: frozenset[str] = frozenset()
 
 
@@ -309,6 +321,10 @@ class MobileNode:
         if not self._fault("mn.no-reregistration") and reply.lifetime:
             self._reregister_at = now + reply.lifetime * 0.8
         actions = self._prefix_outcome(pending["requests"], reply)
+        if not self._fault("mn.implicit-prefixes-not-tunnelled"):
+            for network in self.config.implicit_prefixes:
+                key = PrefixRequest.of(str(network)).key
+                self.prefixes.setdefault(key, PrefixState(str(network), True, None, "hoa"))
         actions.append(Event("registered", {"lifetime": reply.lifetime, "code": reply.code,
                                             **self.status(now)}))
         return actions + self._after_registration(now)
@@ -449,7 +465,29 @@ class MobileNode:
         if ip6.next_header in (0, 58) and self._is_mld(ip6) and self._fault("mn.mld-via-coa") \
                 and self.colocated:
             tunnel = "coa"
+        limit, _ = self._tunnel_mtu(tunnel)
+        if len(packet) > limit and not self._fault("mn.no-packet-too-big"):
+            # RFC 4213 §3.2: not encapsulated; the sender (our own stack) learns the tunnel MTU.
+            own = tunnel_link_local(self.config.home_address)
+            return [DeliverIPv6(packet_too_big(own, packet, limit)),
+                    Event("packet-too-big", {"dst": ip6.dst_text, "size": len(packet),
+                                             "mtu": limit})]
         return self._encapsulate(packet, tunnel)
+
+    def _tunnel_mtu(self, tunnel: str) -> tuple[int, bool]:
+        """(tunnel MTU, set DF on the IPv4 headers the MN adds), as the HA computes it."""
+        cfg = self.config
+        if not cfg.dynamic_tunnel_mtu:
+            return (1500 if self._fault("mn.tun-mtu-1500") else cfg.tunnel_mtu), False
+        method = "udp" if self.udp_tunnel else ("gre" if cfg.gre else "ipip")
+        if not self.colocated:
+            overhead = 20  # HoA to HA; the FA's reverse tunnel is the FA's own concern
+        else:
+            overhead = 20 + ENCAP_EXTRA[method] + (20 if tunnel != "coa" else 0)
+        mtu = cfg.link_mtu - overhead
+        if mtu <= 1280:
+            return 1280, False
+        return mtu, not self._fault("mn.dynamic-mtu-no-df")
 
     @staticmethod
     def _is_mld(ip6) -> bool:
@@ -463,6 +501,7 @@ class MobileNode:
 
             packet = forwarded(packet) or packet
         method = "udp" if self.udp_tunnel else ("gre" if cfg.gre else "ipip")
+        _, df = self._tunnel_mtu(tunnel)
         if tunnel == "coa" and self.colocated:
             kind, data = encapsulate(packet, True, self.care_of_address, cfg.home_agent, method)
             if kind == "udp" and self._fault("mn.udp-next-header-4"):
@@ -472,12 +511,14 @@ class MobileNode:
         else:
             _, middle = encapsulate(packet, True, cfg.home_address, cfg.home_agent,
                                     "gre" if self._fault("mn.hoa-tunnel-gre") else "ipip")
+            if df:
+                middle = with_df(middle)
             if not self.colocated:
                 return [SendIPv4(middle)]  # via the FA, as any packet from the home address
             kind, data = encapsulate(middle, False, self.care_of_address, cfg.home_agent, method)
         if kind == "udp":
             return [SendUDP(self.care_of_address, cfg.home_agent, MIP_PORT, MIP_PORT, data)]
-        return [SendIPv4(data)]
+        return [SendIPv4(with_df(data) if df else data)]
 
     def join_group(self, group: str, now: float) -> list:
         """MLDv2 report over the home-address tunnel (RFC 5454 §3.3.3)."""

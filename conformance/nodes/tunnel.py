@@ -101,3 +101,18 @@ def forwarded(packet6: bytes) -> bytes | None:
 
 __all__ = ["encapsulate", "decapsulated_ipv6", "decapsulated_ipv4", "forwarded", "outer_tos",
            "egress_ecn", "parse_ipv6", "ECN_CE", "ECN_ECT0", "ECN_ECT1", "ECN_NOT_ECT"]
+
+
+# Bytes an encapsulation adds beyond its IPv4 header (GRE header; UDP + RFC 3519 header).
+ENCAP_EXTRA = {"ipip": 0, "gre": 4, "udp": 12}
+
+
+def with_df(packet: bytes) -> bytes:
+    """The IPv4 packet with Don't Fragment set (dynamic tunnel MTU, RFC 4213 §3.2)."""
+    from conformance.codec.packets import checksum
+
+    header = bytearray(packet[:20])
+    header[6] |= 0x40
+    header[10:12] = b"\0\0"
+    header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
+    return bytes(header) + packet[20:]
