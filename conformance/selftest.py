@@ -1,10 +1,14 @@
 """`dsmip4 selftest`: prove that the suite's cases can fail.
 
 Runs the suite against the clean reference implementation (every case must be PASS or
-NOT-APPLICABLE), then, for each named fault of the reference HA, MN and FA, runs the cases that
-check the requirement the fault breaks against the reference with that fault injected. A fault
-is caught when a case FAILs (or is NON-STRICT) with a failing check mapped to the broken
-requirement. Exit 0 only when every fault is caught and the clean run has no FAIL.
+NOT-APPLICABLE), then the cases of optional features (PICS) the default reference does not
+claim against the reference's configuration variants that claim them
+(fixtures/profiles/variants/), so that every case passes against some clean configuration.
+Then, for each named fault of the reference HA, MN and FA, it runs the cases that check the
+requirement the fault breaks against the reference (or the variant claiming that requirement's
+PICS item) with that fault injected. A fault is caught when a case FAILs (or is NON-STRICT) with
+a failing check mapped to the broken requirement. Exit 0 only when every fault is caught, the
+clean runs have no FAIL and every case ran somewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "fixtures" / "profiles"
+VARIANTS = PROFILES / "variants"
 
 
 def _faults() -> list[tuple[str, str, str]]:
@@ -36,6 +41,7 @@ def _faults() -> list[tuple[str, str, str]]:
 
 
 def _case_index():
+    """((requirement, role) -> case ids, case id -> (role, PICS items), catalog)."""
     sys.path.insert(0, str(ROOT / "tools"))
     import check_coverage
 
@@ -43,7 +49,24 @@ def _case_index():
 
     catalog = load_catalog()
     cases = check_coverage.load_cases(catalog)
-    return check_coverage.covered_pairs(cases)
+    return (check_coverage.covered_pairs(cases),
+            {c.id: (c.role, set(c.pics)) for c in cases}, catalog)
+
+
+def _profiles():
+    """role -> [default reference profile, then its variants]."""
+    from conformance.lab.profile import ROLES, load_profile
+
+    out = {role: [load_profile(PROFILES / f"reference-{role}.yaml")] for role in ROLES}
+    for path in sorted(VARIANTS.glob("*.yaml")):
+        profile = load_profile(path)
+        out[profile.role].append(profile)
+    return out
+
+
+def _profile_for(role: str, pics: set[str], profiles) -> object | None:
+    """The first reference configuration of `role` that claims every item of `pics`."""
+    return next((p for p in profiles[role] if p.claims_all(pics)), None)
 
 
 def _run(testbed: str, out: Path, cases: list[str], dut: str | None = None) -> dict:
@@ -60,10 +83,10 @@ def _run(testbed: str, out: Path, cases: list[str], dut: str | None = None) -> d
     return json.loads(path.read_text())
 
 
-def _faulty_profile(role: str, fault: str, folder: Path) -> str:
-    data = yaml.safe_load((PROFILES / f"reference-{role}.yaml").read_text())
-    data["parameters"]["faults"] = f"[{fault}]"
-    data["profile"]["name"] = f"reference-{role}+{fault}"
+def _faulty_profile(base, fault: str, folder: Path) -> str:
+    data = {"extends": str(Path(base.path).resolve()),
+            "profile": {"name": f"{base.name}+{fault}"},
+            "parameters": {"faults": f"[{fault}]"}}
     path = folder / f"{fault}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)
@@ -81,11 +104,38 @@ def _caught(results: dict, requirements: list[str]) -> list[str]:
     return caught
 
 
+def _clean_variants(testbed: str, work: Path, case_info, profiles) -> bool:
+    """Run each case the default reference leaves NOT-APPLICABLE against the first variant
+    that claims its PICS items; it must PASS. A case no configuration claims is reported."""
+    ok = True
+    by_variant: dict[str, list[str]] = {}
+    variants = {}
+    for case, (role, pics) in sorted(case_info.items()):
+        if profiles[role][0].claims_all(pics):
+            continue
+        variant = _profile_for(role, pics, profiles)
+        if variant is None:
+            print(f"  {case}: no reference configuration claims {sorted(pics)}", flush=True)
+            ok = False
+            continue
+        by_variant.setdefault(variant.path, []).append(case)
+        variants[variant.path] = variant
+    for path, cases in by_variant.items():
+        variant = variants[path]
+        results = _run(testbed, work / f"clean-{variant.name}", cases, path)
+        bad = {c["id"]: c["verdict"] for c in results["cases"] if c["verdict"] != "PASS"}
+        print(f"clean {variant.name}: {len(cases) - len(bad)}/{len(cases)} PASS"
+              + (f"; NOT CLEAN: {bad}" if bad else ""), flush=True)
+        ok &= not bad
+    return ok
+
+
 def run(args) -> int:
     from conformance.lab.builtin import BuiltinLab
 
     started = time.time()
-    pairs = _case_index()
+    pairs, case_info, catalog = _case_index()
+    profiles = _profiles()
     faults = _faults()
     if args.fault:
         faults = [f for f in faults if f[0] in args.fault]
@@ -107,16 +157,22 @@ def run(args) -> int:
             print(f"clean reference: {', '.join(f'{k} {v}' for k, v in counts.items())}"
                   + (f"; NOT CLEAN: {bad}" if bad else ""), flush=True)
             ok &= not bad
+            ok &= _clean_variants(testbed, work, case_info, profiles)
         for fault, role, requirements in faults:
-            cases = sorted({c for r in requirements for c in pairs.get((r, role.upper()), [])})
+            pics = {catalog[r].pics for r in requirements if catalog[r].pics}
+            base = _profile_for(role, pics, profiles)
+            cases = sorted({c for r in requirements for c in pairs.get((r, role.upper()), [])
+                            if base is not None and base.claims_all(case_info[c][1])})
             label = requirements[0] + (f" +{len(requirements) - 1}" if len(requirements) > 1
                                        else "")
             if not cases:
                 rows.append((fault, requirements, [], "NO CASE"))
                 ok = False
-                print(f"  {fault:<34} {label:<22} no case checks it", flush=True)
+                print(f"  {fault:<34} {label:<22} no case checks it"
+                      + ("" if base else f" (no reference configuration claims {pics})"),
+                      flush=True)
                 continue
-            profile = _faulty_profile(role, fault, work)
+            profile = _faulty_profile(base, fault, work)
             results = _run(testbed, work / fault, cases, profile)
             caught = _caught(results, requirements)
             status = "caught" if caught else "MISSED"

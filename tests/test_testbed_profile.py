@@ -68,15 +68,47 @@ def test_reference_profiles_load_and_render(role):
     assert yaml.safe_load(rendered)["role"] == role
 
 
-def test_reference_node_config_rendered_from_profile_is_valid(tmp_path):
+ALL_REFERENCE_PROFILES = sorted((ROOT / "fixtures" / "profiles").glob("**/reference-*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL_REFERENCE_PROFILES, ids=lambda p: p.stem)
+def test_reference_node_config_rendered_from_profile_is_valid(tmp_path, path):
     from conformance.nodes.config import load_node_config
 
-    for role in ("ha", "fa", "mn"):
-        profile = load_profile(ROOT / "fixtures" / "profiles" / f"reference-{role}.yaml")
-        path = tmp_path / f"{role}.yaml"
-        path.write_text(profile.render(profile.config_template, {"python": "python3",
-                                                                 "workdir": str(tmp_path)}))
-        assert load_node_config(path, role).role == role
+    profile = load_profile(path)
+    role = profile.role
+    config = tmp_path / f"{role}.yaml"
+    config.write_text(profile.render(profile.config_template, {"python": "python3",
+                                                               "workdir": str(tmp_path)}))
+    assert load_node_config(config, role).role == role
+
+
+def test_variant_profile_extends_its_base():
+    base = load_profile(ROOT / "fixtures" / "profiles" / "reference-ha.yaml")
+    variant = load_profile(ROOT / "fixtures" / "profiles" / "variants" /
+                           "reference-ha-tunneling-mode-ignored.yaml")
+    assert variant.name == "reference-ha-tunneling-mode-ignored" and variant.role == "ha"
+    assert variant.claims("tunneling-mode-ignored") and not base.claims("tunneling-mode-ignored")
+    assert not variant.claims("tunneling-mode-honoured") and variant.claims("gre")
+    assert variant.parameters["honour_tunneling_mode"] == "false"
+    assert variant.parameters["home_address"] == base.parameters["home_address"]
+    assert variant.start == base.start and variant.identity["vendor"] == base.identity["vendor"]
+
+
+def test_extends_errors_name_the_file(tmp_path):
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text("extends: two.yaml\n")
+    two.write_text("extends: one.yaml\n")
+    with pytest.raises(ProfileError, match="circular") as info:
+        load_profile(one)
+    assert info.value.yaml_path == "extends"
+    one.write_text("extends: missing.yaml\nprofile: {name: x}\n")
+    with pytest.raises(ProfileError, match="no such profile.*missing.yaml"):
+        load_profile(one)
+    two.write_text("profile: {name: base}\nrole: ha\nhost: ha\nstart: run\n")
+    one.write_text("extends: two.yaml\npics: {telepathy: true}\n")
+    with pytest.raises(ProfileError, match="pics.telepathy"):
+        load_profile(one)
 
 
 def test_profile_errors(tmp_path):

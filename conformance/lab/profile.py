@@ -93,6 +93,9 @@ class Profile:
     def claims(self, feature: str) -> bool:
         return bool(self.pics.get(feature, False))
 
+    def claims_all(self, features) -> bool:
+        return all(self.claims(f) for f in features)
+
     def render(self, text: str, params: dict) -> str:
         try:
             return Template(text).substitute({**self.parameters, **params})
