@@ -79,6 +79,9 @@ def raw_sender() -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     except OSError as exc:
         raise PlumbingError(f"cannot open a raw sending socket: {exc.strerror}") from exc
+    # The engines keep their own tunnel path MTU (RFC 4213 §3.2); the kernel must not drop
+    # their DF packets on a path MTU it learnt from the same ICMP (IP_PMTUDISC_PROBE).
+    sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), 3)
     return sock
 
 

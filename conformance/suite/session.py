@@ -33,6 +33,7 @@ class Addresses:
     coa: str
     cn6: str
     ha_transit: str | None = None
+    fa_transit: str | None = None
     hoa2: str | None = None
     ha6: str | None = None
 
@@ -57,6 +58,7 @@ def addresses_from(testbed: Testbed) -> Addresses:
                      coa=mn[1] if len(mn) > 1 else mn[0],
                      cn6=iface_on("cn", "correspondent").ipv6()[0],
                      ha_transit=iface_on("ha", "transit").ipv4()[0],
+                     fa_transit=iface_on("fa", "transit").ipv4()[0],
                      hoa2=mn[2] if len(mn) > 2 else None,
                      ha6=(iface_on("ha", "correspondent").ipv6() or [None])[0])
 

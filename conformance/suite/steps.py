@@ -358,7 +358,9 @@ def step_send_ipv6(run: CaseRun, step: Step) -> None:
              f"bytes")
 
 
-def _carries(run: CaseRun, dst: str):
+def _carries(run: CaseRun, dst: str, larger_than: int | None = None):
+    """Accepts a tunnelled packet whose inner IPv6 goes to `dst` (and, with larger_than, whose
+    inner packet is bigger than that many bytes)."""
     target = addr6(dst)
 
     def accept(packet: bytes) -> bool:
@@ -368,7 +370,8 @@ def _carries(run: CaseRun, dst: str):
             inner = _inner6(packet)
         except DecodeError:
             return False
-        return inner is not None and inner.dst == target
+        return inner is not None and inner.dst == target and (
+            larger_than is None or 40 + len(inner.payload) > larger_than)
     return accept
 
 
@@ -396,10 +399,14 @@ def _expect_carrying(run: CaseRun, step: Step, link: str, flt: dict, sender: str
 def _expect_not_carrying(run: CaseRun, step: Step, link: str, flt: dict, sender: str) -> None:
     timeout = run.timeout(step, "negative_timeout")
     dst = run.resolve(step.spec["inner_dst"])
-    packet = run.wait_packet(link, flt, timeout, _carries(run, dst))
+    larger = step.spec.get("larger_than")
+    larger = int(run.resolve(larger)) if larger is not None else None
+    packet = run.wait_packet(link, flt, timeout, _carries(run, dst, larger))
+    what = f"IPv6 for {dst}" + (f" larger than {larger} bytes" if larger else "")
     run.record(step, f"nothing tunnelled by the {sender}", packet is None,
-               f"no IPv6 for {dst} tunnelled by the {sender} within {timeout:.1f} s",
-               "nothing" if packet is None else f"a packet: {packet[:80].hex()}")
+               f"no {what} tunnelled by the {sender} within {timeout:.1f} s",
+               "nothing" if packet is None else f"a packet of {len(packet)} bytes: "
+               f"{packet[:80].hex()}")
 
 
 def step_expect_tunnelled(run: CaseRun, step: Step) -> None:
@@ -483,6 +490,29 @@ def step_send_tunnelled(run: CaseRun, step: Step) -> None:
     run.session.agent_for("mn").send_ip(packet)
     run.note("suite (MN)", "DUT (HA)", f"IPv4 {outer_src} > {run.vars['ha']} carrying IPv6 "
              f"{spec.get('inner', 'data')}")
+
+
+def step_send_frag_needed(run: CaseRun, step: Step) -> None:
+    """An ICMPv4 Fragmentation Needed (RFC 1191) to the HA from the router at the FA's transit
+    address, about the tunnel packet the HA sent toward `to` (default the FA): the quote is
+    rebuilt from what was captured behind that tunnel end (`about`, default `tunnelled`)."""
+    import struct
+
+    from conformance.codec.packets import checksum, ipv4_packet
+
+    spec = run.resolve(step.spec)
+    mtu = int(spec["mtu"])
+    seen = run.vars[spec.get("about", "tunnelled")]["message"]
+    to = spec.get("to", run.vars["fa"])
+    header = parse_ipv4(seen)
+    sent = seen if header.dst == to else ipv4_packet(header.src, to, 4, seen, df=header.df)
+    body = bytearray(struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + sent[:28])
+    struct.pack_into("!H", body, 2, checksum(bytes(body)))
+    router = run.vars.get("fa_transit") or run.vars["fa"]
+    run.mark_all()
+    run.session.agent_for("fa").send_ip(ipv4_packet(router, run.vars["ha"], 1, bytes(body)))
+    run.note("suite (router)", "DUT (HA)", f"ICMPv4 Fragmentation Needed, next-hop MTU {mtu}, "
+             f"about {header.src} > {to}")
 
 
 def _from6(src: str, icmp_type: int | None = None):
