@@ -41,7 +41,7 @@ def _faults() -> list[tuple[str, str, str]]:
 
 
 def _case_index():
-    """((requirement, role) -> case ids, case id -> (role, PICS items), catalog)."""
+    """((requirement, role) -> case ids, case id -> (role, PICS items))."""
     sys.path.insert(0, str(ROOT / "tools"))
     import check_coverage
 
@@ -50,7 +50,7 @@ def _case_index():
     catalog = load_catalog()
     cases = check_coverage.load_cases(catalog)
     return (check_coverage.covered_pairs(cases),
-            {c.id: (c.role, set(c.pics)) for c in cases}, catalog)
+            {c.id: (c.role, set(c.pics)) for c in cases})
 
 
 def _profiles():
@@ -104,6 +104,16 @@ def _caught(results: dict, requirements: list[str]) -> list[str]:
     return caught
 
 
+def _configuration_for(role: str, mapped: set[str], case_info, profiles):
+    """The first reference configuration of `role` (default, then variants) that claims the
+    PICS items of some of the `mapped` cases, with those cases."""
+    for profile in profiles[role]:
+        runnable = sorted(c for c in mapped if profile.claims_all(case_info[c][1]))
+        if runnable:
+            return profile, runnable
+    return None, []
+
+
 def _clean_variants(testbed: str, work: Path, case_info, profiles) -> bool:
     """Run each case the default reference leaves NOT-APPLICABLE against the first variant
     that claims its PICS items; it must PASS. A case no configuration claims is reported."""
@@ -134,7 +144,7 @@ def run(args) -> int:
     from conformance.lab.builtin import BuiltinLab
 
     started = time.time()
-    pairs, case_info, catalog = _case_index()
+    pairs, case_info = _case_index()
     profiles = _profiles()
     faults = _faults()
     if args.fault:
@@ -159,18 +169,16 @@ def run(args) -> int:
             ok &= not bad
             ok &= _clean_variants(testbed, work, case_info, profiles)
         for fault, role, requirements in faults:
-            pics = {catalog[r].pics for r in requirements if catalog[r].pics}
-            base = _profile_for(role, pics, profiles)
-            cases = sorted({c for r in requirements for c in pairs.get((r, role.upper()), [])
-                            if base is not None and base.claims_all(case_info[c][1])})
+            mapped = {c for r in requirements for c in pairs.get((r, role.upper()), [])}
+            base, cases = _configuration_for(role, mapped, case_info, profiles)
             label = requirements[0] + (f" +{len(requirements) - 1}" if len(requirements) > 1
                                        else "")
             if not cases:
                 rows.append((fault, requirements, [], "NO CASE"))
                 ok = False
                 print(f"  {fault:<34} {label:<22} no case checks it"
-                      + ("" if base else f" (no reference configuration claims {pics})"),
-                      flush=True)
+                      + (f" (no reference configuration claims the PICS of {sorted(mapped)})"
+                         if mapped else ""), flush=True)
                 continue
             profile = _faulty_profile(base, fault, work)
             results = _run(testbed, work / fault, cases, profile)

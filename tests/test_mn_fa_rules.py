@@ -291,6 +291,55 @@ def test_fa_relays_type_152_untouched(faults, untouched):
     assert (relayed[0].payload == send.payload) is untouched
 
 
+FA_HA_KEY = bytes.fromhex("a5" * 16)
+
+
+def _fa_with_association(*faults):
+    return ForeignAgent(FAConfig(FA, home_agents={HA: (300, FA_HA_KEY)},
+                                 faults=frozenset(faults)))
+
+
+def check_fa_ha_auth_appended(fa):  # RFC3344-3.5.1-01
+    send, [relayed] = _fa_relay(fa)
+    message = decode(relayed.payload)
+    assert relayed.payload[:len(send.payload)] == send.payload  # MN's part untouched
+    assert [e.type for e in message.extensions][-2:] == [32, 34]
+    assert message.auth(34).spi == 300
+    assert verify_authenticator(relayed.payload, message, FA_HA_KEY, 34)
+
+
+def _reply_through(fa, fa_ha_key):
+    send, [relayed] = _fa_relay(fa)
+    request = decode(send.payload)
+    reply = RegistrationReply(0, 600, HOA, HA, request.identification,
+                              [AuthExtension(32, 256)] +
+                              ([AuthExtension(34, 300)] if fa_ha_key else []))
+    keys = {32: KEY, **({34: fa_ha_key} if fa_ha_key else {})}
+    return fa.receive_udp(encode(reply, keys), HA, 434, START + 0.1)
+
+
+def check_fa_ha_auth_checked(fa):  # RFC3344-3.7.3.1-01
+    for key in (bytes(16), None):  # wrong key, then no FA-HA extension at all
+        actions = _reply_through(fa, key)
+        [sent] = [a for a in actions if isinstance(a, SendUDP)]
+        assert decode(sent.payload).code == 68 and sent.dst == HOA
+        assert "security-exception" in [a.name for a in actions if isinstance(a, Event)]
+        assert fa.visitor_list(START) == []
+    [sent] = [a for a in _reply_through(fa, FA_HA_KEY) if isinstance(a, SendUDP)]
+    relayed = decode(sent.payload)
+    assert relayed.code == 0 and relayed.auth(34) is None  # the FA's own extension removed
+    assert verify_authenticator(sent.payload, relayed, KEY)
+
+
+@pytest.mark.parametrize("fault,check", [
+    ("fa.fa-ha-auth-over-header-only", check_fa_ha_auth_appended),
+    ("fa.accept-bad-fa-ha-auth", check_fa_ha_auth_checked)])
+def test_fa_ha_authentication_rule_and_its_fault(fault, check):
+    check(_fa_with_association())
+    with pytest.raises(AssertionError):
+        check(_fa_with_association(fault))
+
+
 def test_fa_relays_reply_and_adds_visitor_then_decapsulates():
     net = MemNet()
     net.mn_do("attach_fa", FA)

@@ -23,6 +23,8 @@ PICS = {
     "mld": "MLD over the HoA tunnel and multicast forwarding (§3.3.2, §3.3.3)",
     "dynamic-tunnel-mtu": "the dynamic tunnel MTU method of RFC 4213 §3.2 (OPTIONAL)",
     "reverse-tunnel": "FA: reverse tunnelling (RFC 3024)",
+    "fa-ha-authentication": "FA: a mobility security association with the HA; Foreign-Home "
+                            "Authentication extensions (RFC 3344 §3.5.4)",
 }
 ROLES = ("mn", "fa", "ha")
 

@@ -210,10 +210,18 @@ def _ha(path, r: _Reader, base) -> HAConfig:
 
 
 def _fa(path, r: _Reader, base) -> FAConfig:
+    associations = {}
+    for i, raw in enumerate(r.get("home_agents", list, [])):
+        h = _Reader(path, raw, f"home_agents[{i}]")
+        address = h.get("address", _ipv4)
+        if address in associations:
+            h.fail("address", f"{address} already has a security association")
+        associations[address] = (h.get("spi", _int), _key(h, base))
+        h.finish()
     return FAConfig(address=r.get("address", _ipv4),
                     max_lifetime=r.get("max_lifetime", _int, 1800, _positive),
                     reverse_tunnel=r.get("reverse_tunnel", _bool, True),
-                    gre=r.get("gre", _bool, True),
+                    gre=r.get("gre", _bool, True), home_agents=associations,
                     faults=r.get("faults", _faults(FA_FAULTS), frozenset()))
 
 

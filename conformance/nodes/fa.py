@@ -9,11 +9,14 @@ traffic as ordinary IPv4 packets for the visitor's home address.
 from __future__ import annotations
 
 import heapq
+import hmac
 from dataclasses import dataclass, field
 
 from conformance.codec import (
-    DecodeError, RegistrationReply, RegistrationRequest, ReplyCode, decode, encode,
+    AuthExtension, DecodeError, RegistrationReply, RegistrationRequest, ReplyCode, decode,
+    encode, verify_authenticator,
 )
+from conformance.codec.constants import ExtType
 from conformance.codec.packets import (
     ETHERTYPE_IPV4, PROTO_GRE, PROTO_IPIP, parse_gre, parse_ipv4,
 )
@@ -28,6 +31,9 @@ FA_FAULTS = {
     "fa.alter-relayed-request": ["RFC3344-3.7.2-01"],
     "fa.alter-relayed-reply": ["RFC3344-3.7.3-01"],
     "fa.drop-tunnelled-traffic": ["RFC3344-4.2.3-01"],
+    # With a mobility security association with the HA (RFC 3344 §3.5.4, PICS item):
+    "fa.fa-ha-auth-over-header-only": ["RFC3344-3.5.1-01"],
+    "fa.accept-bad-fa-ha-auth": ["RFC3344-3.7.3.1-01"],
 }
 FA_KNOWN_SKIPPABLE = frozenset({131, 144})  # NAI, UDP Tunnel Request
 # Code RFC 3024 §3.3 gives the FA for a T bit it cannot honour.
@@ -40,6 +46,10 @@ class FAConfig:
     max_lifetime: int = 1800
     reverse_tunnel: bool = True
     gre: bool = True
+    # Mobility security associations with home agents: HA address -> (SPI, key). With one,
+    # the FA appends a Foreign-Home Authentication extension to what it relays to that HA
+    # and checks the one in its replies (RFC 3344 §3.5.4, §3.7.3.1).
+    home_agents: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     faults: frozenset[str] = frozenset()
 
 
@@ -119,6 +129,9 @@ class ForeignAgent:
             relayed = encode(request)
         elif "fa.alter-relayed-request" in self.faults:
             relayed = payload[:2] + (request.lifetime ^ 1).to_bytes(2, "big") + payload[4:]
+        association = cfg.home_agents.get(request.home_agent)
+        if association is not None:
+            relayed = self._with_fa_ha_auth(relayed, *association)
         key = (request.home_address, request.identification & 0xFFFFFFFF)
         self.pending[key] = Pending(request, src, sport, now + PENDING_TIMEOUT)
         heapq.heappush(self._timers, (now + PENDING_TIMEOUT, "pending", key))
@@ -127,6 +140,15 @@ class ForeignAgent:
                                           "home_agent": request.home_agent,
                                           "extensions": [e.type for e in request.extensions]})]
 
+    def _with_fa_ha_auth(self, relayed: bytes, spi: int, key: bytes) -> bytes:
+        """The relayed request with a Foreign-Home Authentication extension appended: HMAC-MD5
+        over everything before its authenticator (RFC 3344 §3.5.1, §3.5.4)."""
+        header = bytes((ExtType.FA_HA_AUTH, 20)) + spi.to_bytes(4, "big")
+        covered = relayed + header
+        if "fa.fa-ha-auth-over-header-only" in self.faults:
+            covered = relayed[:24] + header  # leaves the extensions unprotected
+        return relayed + header + hmac.digest(key, covered, "md5")
+
     def _reply(self, payload, reply: RegistrationReply, src, now) -> list:
         key = (reply.home_address, reply.identification & 0xFFFFFFFF)
         pending = self.pending.pop(key, None)
@@ -134,6 +156,23 @@ class ForeignAgent:
             return [Event("reply-unmatched", {"from": src, "home_address": reply.home_address},
                           "warning")]
         request = pending.request
+        association = self.config.home_agents.get(request.home_agent)
+        if association is not None:
+            fa_ha = [e for e in reply.extensions if e.type == ExtType.FA_HA_AUTH]
+            valid = len(fa_ha) == 1 and type(fa_ha[0]) is AuthExtension and \
+                fa_ha[0].spi == association[0] and \
+                verify_authenticator(payload, reply, association[1], ExtType.FA_HA_AUTH)
+            if not valid and "fa.accept-bad-fa-ha-auth" not in self.faults:
+                # RFC 3344 §3.7.3.1: discard, log a security exception, deny with code 68.
+                return [Event("security-exception", {"from": src, "home_address":
+                                                     reply.home_address, "reason":
+                                                     "FA-HA authentication failed"}, "warning")] \
+                    + self._deny(request, ReplyCode.FA_HA_FAILED_AUTH, pending.mn_address,
+                                 pending.mn_port, "home agent failed authentication")
+            mn_ha = reply.auth(ExtType.MN_HA_AUTH)
+            if mn_ha is not None:
+                # §3.7.3.2: what follows the MN-HA authenticator is the FA's to remove.
+                payload = payload[:mn_ha.offset + 6 + len(mn_ha.authenticator or b"")]
         if reply.code <= 1 and reply.lifetime > 0:
             visitor = Visitor(reply.home_address, request.home_agent, pending.mn_address,
                               pending.mn_port, now + reply.lifetime, request.flag("T"),

@@ -235,6 +235,23 @@ def relayed_unchanged(ctx, relayed, original="request"):
         "identical" if same else f"differs from byte {first}"
 
 
+@check
+def fa_ha_authenticated(ctx, relayed, spi="$dut_fa_ha_spi", key="$dut_fa_ha_key"):
+    """The FA's Foreign-Home Authentication extension (RFC 3344 §3.5.4) after the MN-HA one,
+    its authenticator HMAC-MD5 over the message through its own SPI (§3.5.1)."""
+    expected = "an FA-HA authentication extension after the MN-HA one, HMAC-MD5 over the " \
+               "message through its SPI"
+    payload = ctx.last_payload(relayed)
+    types = [e.type for e in relayed.extensions]
+    ext = relayed.auth(34)
+    if ext is None or 32 not in types or types.index(34) < types.index(32):
+        return False, expected, f"extension types {types}"
+    if ext.spi != int(ctx.resolve(spi)):
+        return False, expected, f"SPI {ext.spi}"
+    valid = verify_authenticator(payload, relayed, bytes.fromhex(str(ctx.resolve(key))), 34)
+    return bool(valid), expected, "valid" if valid else "authenticator does not verify"
+
+
 # ------------------------------------------------------------------ tunnelled packets
 @check
 def outer_header(ctx, packet, **want):

@@ -39,7 +39,7 @@ STEP_KEYS = {
     "log": {"expect"},
     "restart_dut": {"params"},
     "expect_request": {"save_as", "checks"},
-    "reply": {"fields", "extensions", "to_request", "auth"},
+    "reply": {"fields", "extensions", "to_request", "auth", "fa_ha_auth"},
     "expect_no_request": set(),
     "wait": {"seconds_at_most", "state", "checks"},
     "expect_relayed": {"checks", "save_as"},

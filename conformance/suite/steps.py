@@ -656,8 +656,18 @@ def step_reply(run: CaseRun, step: Step) -> None:
     request = saved["message"]
     fields = run.resolve(spec.get("fields") or {})
     exts = [run.extension(item) for item in spec.get("extensions") or []]
+    keys = {32: bytes.fromhex(fields["key"]) if "key" in fields else run.key}
     if spec.get("auth", True):
         exts.append(AuthExtension(32, run.spi))
+    fa_ha = spec.get("fa_ha_auth")
+    if fa_ha is not None:
+        # As an HA with a security association with the FA under test (RFC 3344 §3.5.4);
+        # "invalid" signs with a key the FA does not hold.
+        if fa_ha not in ("valid", "invalid"):
+            raise ValueError(f"fa_ha_auth: {fa_ha!r}; expected valid or invalid")
+        exts.append(AuthExtension(34, int(run.resolve("$dut_fa_ha_spi"))))
+        key = bytes.fromhex(str(run.resolve("$dut_fa_ha_key")))
+        keys[34] = key if fa_ha == "valid" else bytes(b ^ 0xFF for b in key)
     ident = int(fields.get("identification", request.identification))
     if "ha_clock_offset" in fields:
         # A 133 as an HA whose clock is this many seconds off: its time in the high bits.
@@ -666,7 +676,7 @@ def step_reply(run: CaseRun, step: Step) -> None:
     reply = RegistrationReply(int(fields.get("code", 0)),
                               int(fields.get("lifetime", request.lifetime)),
                               request.home_address, run.vars["ha"], ident, exts)
-    payload = encode(reply, {32: bytes.fromhex(fields["key"]) if "key" in fields else run.key})
+    payload = encode(reply, keys)
     run.mark_all()
     run.session.agent_for("ha").send_udp(run.vars["ha"], saved["src"], payload,
                                          sport=434, dport=saved.get("sport", 434))
