@@ -118,8 +118,7 @@ def _clean_variants(testbed: str, work: Path, case_info, profiles) -> bool:
     """Run each case the default reference leaves NOT-APPLICABLE against the first variant
     that claims its PICS items; it must PASS. A case no configuration claims is reported."""
     ok = True
-    by_variant: dict[str, list[str]] = {}
-    variants = {}
+    by_variant: dict[str, tuple] = {}  # profile path -> (profile, cases)
     for case, (role, pics) in sorted(case_info.items()):
         if profiles[role][0].claims_all(pics):
             continue
@@ -128,10 +127,8 @@ def _clean_variants(testbed: str, work: Path, case_info, profiles) -> bool:
             print(f"  {case}: no reference configuration claims {sorted(pics)}", flush=True)
             ok = False
             continue
-        by_variant.setdefault(variant.path, []).append(case)
-        variants[variant.path] = variant
-    for path, cases in by_variant.items():
-        variant = variants[path]
+        by_variant.setdefault(variant.path, (variant, []))[1].append(case)
+    for path, (variant, cases) in by_variant.items():
         results = _run(testbed, work / f"clean-{variant.name}", cases, path)
         bad = {c["id"]: c["verdict"] for c in results["cases"] if c["verdict"] != "PASS"}
         print(f"clean {variant.name}: {len(cases) - len(bad)}/{len(cases)} PASS"

@@ -318,19 +318,16 @@ def check_dynamic_mtu_sets_df(ha):  # RFC5454-3.6-04
 
 
 def check_frag_needed_lowers_tunnel_mtu(ha):  # RFC5454-3.6-04, RFC 4213 §3.2
-    from conformance.codec.packets import ipv4_packet
+    from conformance.codec.packets import frag_needed
 
     _registered(ha)
     [outer], _ = _tunnelled_or_ptb(ha, 1400)
-    quoted = outer.to_bytes()[:28]
-    icmp = bytes((3, 4, 0, 0, 0, 0)) + (1400).to_bytes(2, "big") + quoted
-    ha.receive_icmpv4(ipv4_packet("203.0.113.194", HA, 1, icmp), Clock.t)
+    ha.receive_icmpv4(frag_needed("203.0.113.194", outer.to_bytes(), 1400), Clock.t)
     assert _tunnelled_or_ptb(ha, 1400) == ([], [1360])
     [small], [] = _tunnelled_or_ptb(ha, 1300)
     assert small.df
     # A path below 1320 bytes leaves the tunnel at 1280 with DF clear: IPv4 may fragment.
-    icmp = bytes((3, 4, 0, 0, 0, 0)) + (1200).to_bytes(2, "big") + quoted
-    ha.receive_icmpv4(ipv4_packet("203.0.113.194", HA, 1, icmp), Clock.t)
+    ha.receive_icmpv4(frag_needed("203.0.113.194", outer.to_bytes(), 1200), Clock.t)
     [low], [] = _tunnelled_or_ptb(ha, 1200)
     assert not low.df
 
@@ -359,13 +356,12 @@ def test_optional_rule_breaks_with_its_fault(fault):
 
 
 def test_frag_needed_about_foreign_packets_is_ignored():
-    from conformance.codec.packets import ipv4_packet
+    from conformance.codec.packets import frag_needed, ipv4_packet
 
     ha = make_ha(dynamic_tunnel_mtu=True)
     _registered(ha)
-    quoted = ipv4_packet("203.0.113.99", FA, 4, bytes(8))[:28]  # not sent by the HA
-    icmp = bytes((3, 4, 0, 0, 0, 0)) + (1300).to_bytes(2, "big") + quoted
-    assert ha.receive_icmpv4(ipv4_packet("203.0.113.194", HA, 1, icmp), Clock.t) == []
+    foreign = ipv4_packet("203.0.113.99", FA, 4, bytes(8))  # not sent by the HA
+    assert ha.receive_icmpv4(frag_needed("203.0.113.194", foreign, 1300), Clock.t) == []
     assert ha.receive_icmpv4(b"\x45garbage", Clock.t)[0].name == "malformed-dropped"
     [outer], [] = _tunnelled_or_ptb(ha, 1400)
 

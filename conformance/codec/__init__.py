@@ -3,7 +3,10 @@
 Pure `struct` and dataclasses: no scapy, no I/O.
 """
 
-from .auth import compute_authenticator, protected_bytes, verify_authenticator
+from .auth import (
+    append_authentication, compute_authenticator, extension_end, protected_bytes,
+    verify_authenticator,
+)
 from .constants import (
     LINK_LOCAL_PREFIX_LENGTH, MIP_UDP_PORT, DSMIPSubtype, ExtType, MessageType, PrefixReplyCode,
     ReplyCode, is_skippable, prefix_code_accepts, reply_code_accepts,

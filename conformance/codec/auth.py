@@ -20,6 +20,20 @@ def compute_authenticator(key: bytes, protected: bytes) -> bytes:
     return hmac.digest(key, protected, "md5")
 
 
+def extension_end(ext: AuthExtension) -> int:
+    """The offset just past `ext` (decoded) in its message."""
+    return ext.offset + _SPI_END + len(ext.authenticator or b"")
+
+
+def append_authentication(data: bytes, ext_type: int, spi: int, key: bytes,
+                          protected: bytes | None = None) -> bytes:
+    """`data` with an authentication extension of `ext_type` appended, its authenticator over
+    `data` and the extension's Type, Length and SPI (or over `protected`, to break the rule)."""
+    header = bytes((ext_type, 4 + AUTHENTICATOR_LENGTH)) + spi.to_bytes(4, "big")
+    covered = data + header if protected is None else protected + header
+    return data + header + compute_authenticator(key, covered)
+
+
 def protected_bytes(data: bytes, ext: AuthExtension) -> bytes:
     """What the authenticator of `ext` (decoded from `data`) covers."""
     return data[:ext.offset + _SPI_END]

@@ -78,6 +78,14 @@ def parse_ipv4(packet: bytes) -> IPv4:
                 bool(frag & 0x4000))
 
 
+def frag_needed(router: str, original: bytes, mtu: int) -> bytes:
+    """ICMPv4 Destination Unreachable, Fragmentation Needed (RFC 1191 §4) from `router` back to
+    the source of `original`, quoting its IPv4 header and first 8 bytes."""
+    body = bytearray(struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + original[:28])
+    struct.pack_into("!H", body, 2, checksum(bytes(body)))
+    return ipv4_packet(router, inet_ntoa(original[12:16]), 1, bytes(body))
+
+
 # ---------------------------------------------------------------------------- IPv6
 
 @dataclass(slots=True)

@@ -161,6 +161,14 @@ def _positive(value):
     return None if value > 0 else "must be positive"
 
 
+def _tunnel_mtu(value):
+    return None if value >= 1280 else "must be at least 1280 (RFC 4213)"
+
+
+def _link_mtu(value):
+    return None if 1300 <= value <= 65535 else "must be 1300 to 65535"
+
+
 def _ha(path, r: _Reader, base) -> HAConfig:
     entries, seen_spi, seen_home = [], {}, {}
     nodes = r.get("mobile_nodes", list)
@@ -194,11 +202,9 @@ def _ha(path, r: _Reader, base) -> HAConfig:
         udp_tunnelling=r.get("udp_tunnelling", _bool, True),
         udp_keepalive=r.get("udp_keepalive", _int, 110),
         honour_tunneling_mode=r.get("honour_tunneling_mode", _bool, True),
-        tunnel_mtu=r.get("tunnel_mtu", _int, 1280,
-                         lambda v: None if v >= 1280 else "must be at least 1280 (RFC 4213)"),
+        tunnel_mtu=r.get("tunnel_mtu", _int, 1280, _tunnel_mtu),
         dynamic_tunnel_mtu=r.get("dynamic_tunnel_mtu", _bool, False),
-        link_mtu=r.get("link_mtu", _int, 1500,
-                       lambda v: None if 1300 <= v <= 65535 else "must be 1300 to 65535"),
+        link_mtu=r.get("link_mtu", _int, 1500, _link_mtu),
         copy_dscp=r.get("copy_dscp", _bool, True), full_ecn=r.get("full_ecn", _bool, True),
         delegation_pool=pool,
         delegated_length=r.get("delegated_length", _int, 56),
@@ -237,11 +243,9 @@ def _mn(path, r: _Reader, base) -> MNConfig:
                     udp_tunnelling=r.get("udp_tunnelling", _bool, False),
                     groups=[str(ipaddress.IPv6Address(g)) for g in r.get("groups", list, [])],
                     implicit_prefixes=r.get("implicit_prefixes", _networks, []),
-                    tunnel_mtu=r.get("tunnel_mtu", _int, 1280, lambda v: None if v >= 1280
-                                     else "must be at least 1280 (RFC 4213)"),
+                    tunnel_mtu=r.get("tunnel_mtu", _int, 1280, _tunnel_mtu),
                     dynamic_tunnel_mtu=r.get("dynamic_tunnel_mtu", _bool, False),
-                    link_mtu=r.get("link_mtu", _int, 1500, lambda v: None if 1300 <= v <= 65535
-                                   else "must be 1300 to 65535"),
+                    link_mtu=r.get("link_mtu", _int, 1500, _link_mtu),
                     faults=r.get("faults", _faults(MN_FAULTS), frozenset()))
 
 

@@ -9,12 +9,11 @@ traffic as ordinary IPv4 packets for the visitor's home address.
 from __future__ import annotations
 
 import heapq
-import hmac
 from dataclasses import dataclass, field
 
 from conformance.codec import (
-    AuthExtension, DecodeError, RegistrationReply, RegistrationRequest, ReplyCode, decode,
-    encode, verify_authenticator,
+    AuthExtension, DecodeError, RegistrationReply, RegistrationRequest, ReplyCode,
+    append_authentication, decode, encode, extension_end, verify_authenticator,
 )
 from conformance.codec.constants import ExtType
 from conformance.codec.packets import (
@@ -131,7 +130,11 @@ class ForeignAgent:
             relayed = payload[:2] + (request.lifetime ^ 1).to_bytes(2, "big") + payload[4:]
         association = cfg.home_agents.get(request.home_agent)
         if association is not None:
-            relayed = self._with_fa_ha_auth(relayed, *association)
+            # RFC 3344 §3.5.4: the FA-HA extension goes last, over all that precedes it.
+            relayed = append_authentication(
+                relayed, ExtType.FA_HA_AUTH, *association,
+                protected=relayed[:24] if "fa.fa-ha-auth-over-header-only" in self.faults
+                else None)
         key = (request.home_address, request.identification & 0xFFFFFFFF)
         self.pending[key] = Pending(request, src, sport, now + PENDING_TIMEOUT)
         heapq.heappush(self._timers, (now + PENDING_TIMEOUT, "pending", key))
@@ -139,15 +142,6 @@ class ForeignAgent:
                 Event("request-relayed", {"home_address": request.home_address,
                                           "home_agent": request.home_agent,
                                           "extensions": [e.type for e in request.extensions]})]
-
-    def _with_fa_ha_auth(self, relayed: bytes, spi: int, key: bytes) -> bytes:
-        """The relayed request with a Foreign-Home Authentication extension appended: HMAC-MD5
-        over everything before its authenticator (RFC 3344 §3.5.1, §3.5.4)."""
-        header = bytes((ExtType.FA_HA_AUTH, 20)) + spi.to_bytes(4, "big")
-        covered = relayed + header
-        if "fa.fa-ha-auth-over-header-only" in self.faults:
-            covered = relayed[:24] + header  # leaves the extensions unprotected
-        return relayed + header + hmac.digest(key, covered, "md5")
 
     def _reply(self, payload, reply: RegistrationReply, src, now) -> list:
         key = (reply.home_address, reply.identification & 0xFFFFFFFF)
@@ -172,7 +166,7 @@ class ForeignAgent:
             mn_ha = reply.auth(ExtType.MN_HA_AUTH)
             if mn_ha is not None:
                 # §3.7.3.2: what follows the MN-HA authenticator is the FA's to remove.
-                payload = payload[:mn_ha.offset + 6 + len(mn_ha.authenticator or b"")]
+                payload = payload[:extension_end(mn_ha)]
         if reply.code <= 1 and reply.lifetime > 0:
             visitor = Visitor(reply.home_address, request.home_agent, pending.mn_address,
                               pending.mn_port, now + reply.lifetime, request.flag("T"),

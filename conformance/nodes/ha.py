@@ -27,7 +27,8 @@ from conformance.codec.packets import (
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
 from conformance.nodes.prefixes import PrefixTable
 from conformance.nodes.tunnel import (
-    ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, encapsulate, forwarded, with_df,
+    ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, dynamic_tunnel_mtu, encapsulate,
+    forwarded, with_df,
 )
 
 MIP_PORT = 434
@@ -553,11 +554,8 @@ class HomeAgent:
         return self._tunnel_to(binding, out, mode)
 
     def _tunnel_mtu(self, binding: Binding, mode: str) -> tuple[int, bool]:
-        """(tunnel MTU, set DF on the IPv4 headers) for IPv6 tunnelled to this binding.
-
-        Static (RFC 4213 §3.2): the configured MTU, DF clear. Dynamic: the IPv4 path MTU to the
-        tunnel's far end less the headers the HA adds, DF set; at or below 1280 the tunnel
-        keeps 1280 and lets IPv4 fragment (DF clear), as RFC 4213 §3.2 prescribes."""
+        """(tunnel MTU, set DF on the IPv4 headers) for IPv6 tunnelled to this binding: the
+        static MTU with DF clear, or the dynamic method over the path MTU to the far end."""
         cfg = self.config
         if not cfg.dynamic_tunnel_mtu:
             return cfg.tunnel_mtu, False
@@ -567,10 +565,8 @@ class HomeAgent:
             far_end = binding.care_of_address
             overhead = 20 + ENCAP_EXTRA.get(binding.encapsulation, 0) + \
                 (20 if mode != "coa" else 0)
-        mtu = self.path_mtu.get(far_end, cfg.link_mtu) - overhead
-        if mtu <= 1280:
-            return 1280, False
-        return mtu, not self._fault("ha.dynamic-mtu-no-df")
+        mtu, df = dynamic_tunnel_mtu(self.path_mtu.get(far_end, cfg.link_mtu), overhead)
+        return mtu, df and not self._fault("ha.dynamic-mtu-no-df")
 
     @drops_malformed
     def receive_icmpv4(self, packet: bytes, now: float) -> list:

@@ -24,7 +24,7 @@ from conformance.codec.packets import (
 )
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
 from conformance.nodes.tunnel import (
-    ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, encapsulate, with_df,
+    ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, dynamic_tunnel_mtu, encapsulate, with_df,
 )
 
 MIP_PORT = 434
@@ -479,15 +479,17 @@ class MobileNode:
         cfg = self.config
         if not cfg.dynamic_tunnel_mtu:
             return (1500 if self._fault("mn.tun-mtu-1500") else cfg.tunnel_mtu), False
-        method = "udp" if self.udp_tunnel else ("gre" if cfg.gre else "ipip")
         if not self.colocated:
             overhead = 20  # HoA to HA; the FA's reverse tunnel is the FA's own concern
         else:
-            overhead = 20 + ENCAP_EXTRA[method] + (20 if tunnel != "coa" else 0)
-        mtu = cfg.link_mtu - overhead
-        if mtu <= 1280:
-            return 1280, False
-        return mtu, not self._fault("mn.dynamic-mtu-no-df")
+            overhead = 20 + ENCAP_EXTRA[self._method] + (20 if tunnel != "coa" else 0)
+        mtu, df = dynamic_tunnel_mtu(cfg.link_mtu, overhead)
+        return mtu, df and not self._fault("mn.dynamic-mtu-no-df")
+
+    @property
+    def _method(self) -> str:
+        """The encapsulation of the CoA tunnel: RFC 3519 UDP, GRE or IP-in-IP."""
+        return "udp" if self.udp_tunnel else ("gre" if self.config.gre else "ipip")
 
     @staticmethod
     def _is_mld(ip6) -> bool:
@@ -500,7 +502,7 @@ class MobileNode:
             from conformance.nodes.tunnel import forwarded
 
             packet = forwarded(packet) or packet
-        method = "udp" if self.udp_tunnel else ("gre" if cfg.gre else "ipip")
+        method = self._method
         _, df = self._tunnel_mtu(tunnel)
         if tunnel == "coa" and self.colocated:
             kind, data = encapsulate(packet, True, self.care_of_address, cfg.home_agent, method)

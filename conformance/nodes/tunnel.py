@@ -99,12 +99,16 @@ def forwarded(packet6: bytes) -> bytes | None:
     return packet6[:7] + bytes((hop_limit - 1,)) + packet6[8:]
 
 
-__all__ = ["encapsulate", "decapsulated_ipv6", "decapsulated_ipv4", "forwarded", "outer_tos",
-           "egress_ecn", "parse_ipv6", "ECN_CE", "ECN_ECT0", "ECN_ECT1", "ECN_NOT_ECT"]
-
-
 # Bytes an encapsulation adds beyond its IPv4 header (GRE header; UDP + RFC 3519 header).
 ENCAP_EXTRA = {"ipip": 0, "gre": 4, "udp": 12}
+
+
+def dynamic_tunnel_mtu(ipv4_path_mtu: int, overhead: int) -> tuple[int, bool]:
+    """RFC 4213 §3.2 dynamic method: (tunnel MTU, set DF). The IPv4 path MTU less the headers
+    the tunnel adds, with DF set; at or below 1280 the tunnel keeps 1280 and lets IPv4
+    fragment (DF clear)."""
+    mtu = ipv4_path_mtu - overhead
+    return (1280, False) if mtu <= 1280 else (mtu, True)
 
 
 def with_df(packet: bytes) -> bytes:
@@ -116,3 +120,8 @@ def with_df(packet: bytes) -> bytes:
     header[10:12] = b"\0\0"
     header[10:12] = checksum(bytes(header)).to_bytes(2, "big")
     return bytes(header) + packet[20:]
+
+
+__all__ = ["encapsulate", "decapsulated_ipv6", "decapsulated_ipv4", "forwarded", "outer_tos",
+           "egress_ecn", "parse_ipv6", "ECN_CE", "ECN_ECT0", "ECN_ECT1", "ECN_NOT_ECT",
+           "ENCAP_EXTRA", "dynamic_tunnel_mtu", "with_df"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 
 from conformance.codec import (
-    PrefixReply, PrefixRequest, TunnelingMode, UDPTunnelRequest, verify_authenticator,
+    PrefixReply, PrefixRequest, TunnelingMode, UDPTunnelRequest, extension_end,
+    verify_authenticator,
 )
 from conformance.codec.packets import parse_ipv4, parse_ipv6, text6
 
@@ -227,7 +228,7 @@ def relayed_unchanged(ctx, relayed, original="request"):
     sent = ctx.vars[original]["payload"]
     got = ctx.last_payload(relayed)
     auth = relayed.auth(32)
-    end = auth.offset + 2 + 4 + len(auth.authenticator or b"") if auth else len(got)
+    end = extension_end(auth) if auth else len(got)
     same = got[:end] == sent[:end]
     first = next((i for i, (a, b) in enumerate(zip(got[:end], sent[:end])) if a != b),
                  min(len(got), len(sent), end))

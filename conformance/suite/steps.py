@@ -496,9 +496,7 @@ def step_send_frag_needed(run: CaseRun, step: Step) -> None:
     """An ICMPv4 Fragmentation Needed (RFC 1191) to the HA from the router at the FA's transit
     address, about the tunnel packet the HA sent toward `to` (default the FA): the quote is
     rebuilt from what was captured behind that tunnel end (`about`, default `tunnelled`)."""
-    import struct
-
-    from conformance.codec.packets import checksum, ipv4_packet
+    from conformance.codec.packets import frag_needed, ipv4_packet
 
     spec = run.resolve(step.spec)
     mtu = int(spec["mtu"])
@@ -506,11 +504,9 @@ def step_send_frag_needed(run: CaseRun, step: Step) -> None:
     to = spec.get("to", run.vars["fa"])
     header = parse_ipv4(seen)
     sent = seen if header.dst == to else ipv4_packet(header.src, to, 4, seen, df=header.df)
-    body = bytearray(struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + sent[:28])
-    struct.pack_into("!H", body, 2, checksum(bytes(body)))
     router = run.vars.get("fa_transit") or run.vars["fa"]
     run.mark_all()
-    run.session.agent_for("fa").send_ip(ipv4_packet(router, run.vars["ha"], 1, bytes(body)))
+    run.session.agent_for("fa").send_ip(frag_needed(router, sent, mtu))
     run.note("suite (router)", "DUT (HA)", f"ICMPv4 Fragmentation Needed, next-hop MTU {mtu}, "
              f"about {header.src} > {to}")
 
