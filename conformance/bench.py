@@ -86,7 +86,7 @@ def _ha_with(n: int):
     import ipaddress
 
     from conformance.codec import AuthExtension, PrefixRequest, RegistrationRequest, encode
-    from conformance.nodes.actions import ntp_time
+    from conformance.codec.ntp import ntp_time
     from conformance.nodes.ha import HAConfig, HomeAgent, MobileNodeEntry
 
     def hoa(i):

@@ -106,7 +106,7 @@ def test_spoofed_inner_source_is_dropped_and_logged():
     net = MemNet()
     net.mn_do("attach_colocated", COA)
     # Forge a packet from the CoA whose inner source is under nobody's prefix.
-    from conformance.nodes.tunnel import encapsulate
+    from conformance.codec.tunnel import encapsulate
     _, pkt = encapsulate(ping6("2001:db8:99::1", "2001:db8:ff::1"), True, COA, HA, "ipip")
     net.run("mn", [SendIPv4(pkt)])
     assert net.cn_received == []
@@ -118,7 +118,7 @@ def test_spoofed_inner_source_is_dropped_and_logged():
 def test_unregistered_outer_source_is_dropped_and_logged():
     net = MemNet()
     net.mn_do("attach_colocated", COA)
-    from conformance.nodes.tunnel import encapsulate
+    from conformance.codec.tunnel import encapsulate
     _, pkt = encapsulate(ping6("2001:db8:10:1::5", "2001:db8:ff::1"), True, "203.0.113.99",
                          HA, "ipip")
     net.run("x", [])
@@ -187,7 +187,7 @@ def test_mld_join_over_hoa_tunnel_and_multicast_delivery():
 
 def test_neighbor_discovery_over_the_tunnel_rfc4213_3_8():
     from conformance.codec.packets import icmpv6_packet, tunnel_link_local
-    from conformance.nodes.tunnel import encapsulate
+    from conformance.codec.tunnel import encapsulate
 
     net = MemNet()
     net.mn_do("attach_colocated", COA)

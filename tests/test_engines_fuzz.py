@@ -9,7 +9,8 @@ from conformance.codec import (
     AuthExtension, DecodeError, PrefixRequest, RegistrationReply, RegistrationRequest, decode,
     encode,
 )
-from conformance.nodes.actions import Event, SendUDP, ntp_time
+from conformance.nodes.actions import Event, SendUDP
+from conformance.codec.ntp import ntp_time
 from conformance.nodes.fa import FAConfig, ForeignAgent
 from conformance.nodes.ha import HomeAgent
 from conformance.nodes.mn import MobileNode

@@ -13,9 +13,10 @@ from conformance.codec import (
     UDPTunnelRequest, decode, encode,
 )
 from conformance.codec.packets import IPv6, addr6, parse_ipv4, parse_ipv6
-from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
+from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
+from conformance.codec.ntp import ntp_time
 from conformance.nodes.ha import HA_FAULTS, HomeAgent, MobileNodeEntry
-from conformance.nodes.tunnel import encapsulate
+from conformance.codec.tunnel import encapsulate
 from memnet import COA, FA, HA, HOA, KEY, START, ha_config
 
 HOA2 = "203.0.113.11"

@@ -38,7 +38,7 @@ from conformance.lab.netns import LabError, run  # noqa: E402
 from conformance.lab.profile import load_profile  # noqa: E402
 from conformance.lab.ssh import SSHHost  # noqa: E402
 from conformance.lab.testbed import load_testbed  # noqa: E402
-from conformance.nodes.actions import ntp_time  # noqa: E402
+from conformance.codec.ntp import ntp_time  # noqa: E402
 from conformance.waiting import wait_for  # noqa: E402
 
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")

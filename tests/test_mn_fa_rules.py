@@ -12,7 +12,7 @@ from conformance.codec.packets import IPv6, addr6, parse_ipv4
 from conformance.nodes.actions import Event, SendIPv4, SendUDP
 from conformance.nodes.fa import FA_FAULTS, FAConfig, ForeignAgent
 from conformance.nodes.mn import MN_FAULTS, MobileNode
-from conformance.nodes.tunnel import encapsulate
+from conformance.codec.tunnel import encapsulate
 from memnet import COA, FA, HA, HOA, KEY, START, MemNet, mn_config
 
 P1, P2 = "2001:db8:10:1::/64", "2001:db8:10:2::/64"

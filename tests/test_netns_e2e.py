@@ -141,7 +141,7 @@ def test_fa_then_colocated_then_spoofed_source(lab):
 
         # A packet from the MN's namespace with an inner source under no registered prefix.
         forge = ("import socket;from conformance.codec.packets import *;"
-                 "from conformance.nodes.tunnel import encapsulate;"
+                 "from conformance.codec.tunnel import encapsulate;"
                  "inner=IPv6(addr6('2001:db8:99::1'),addr6('2001:db8:ff::1'),59,b'x').to_bytes();"
                  f"_,p=encapsulate(inner,True,'{topology.COA}','{topology.HA}','ipip');"
                  "s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW);"

@@ -15,14 +15,11 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.errors import LabError  # noqa: F401 (the lab's callers import it from here)
 from conformance.waiting import WaitTimeout, wait_for
 
 STATE_DIR = Path(os.environ.get("DSMIP4_LAB_STATE", "/tmp/dsmip4-labs"))
 PREFIX_STEM = "d4"
-
-
-class LabError(RuntimeError):
-    """The lab could not be built or torn down (an error of the lab, never of a device)."""
 
 
 def run(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess:

@@ -200,3 +200,11 @@ def load_profile(path: str | Path) -> Profile:
                    parameters=dict(data.get("parameters") or {}),
                    identity={k: v for k, v in meta.items()}, faults=list(data.get("faults")
                                                                          or []))
+
+
+REFERENCE_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
+
+
+def reference_profile(role: str) -> Profile:
+    """The shipped profile of the reference implementation in `role`."""
+    return load_profile(REFERENCE_PROFILES / f"reference-{role}.yaml")

@@ -20,7 +20,7 @@ from conformance.codec.packets import (
     ETHERTYPE_IPV4, PROTO_GRE, PROTO_IPIP, parse_gre, parse_ipv4,
 )
 from conformance.nodes.actions import drops_malformed, Event, SendIPv4, SendUDP
-from conformance.nodes.tunnel import decapsulated_ipv4, encapsulate
+from conformance.codec.tunnel import decapsulated_ipv4, encapsulate
 
 MIP_PORT = 434
 PENDING_TIMEOUT = 7.0  # seconds an unanswered relayed request is kept (RFC 3344 §3.7.1)

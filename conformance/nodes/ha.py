@@ -24,9 +24,10 @@ from conformance.codec.packets import (
     IPv6, addr6, is_link_local, is_multicast, neighbor_advert_for, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
     parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
 )
-from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
+from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP
+from conformance.codec.ntp import ntp_time
 from conformance.nodes.prefixes import PrefixTable
-from conformance.nodes.tunnel import (
+from conformance.codec.tunnel import (
     ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, dynamic_tunnel_mtu, encapsulate,
     forwarded, with_df,
 )

@@ -22,8 +22,9 @@ from conformance.codec.packets import (
     is_link_local, neighbor_advert_for, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
     parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
 )
-from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP, ntp_time
-from conformance.nodes.tunnel import (
+from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP
+from conformance.codec.ntp import ntp_time
+from conformance.codec.tunnel import (
     ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, dynamic_tunnel_mtu, encapsulate, with_df,
 )
 
@@ -499,7 +500,7 @@ class MobileNode:
     def _encapsulate(self, packet: bytes, tunnel: str) -> list:
         cfg = self.config
         if self._fault("mn.tunnel-counts-as-hop"):
-            from conformance.nodes.tunnel import forwarded
+            from conformance.codec.tunnel import forwarded
 
             packet = forwarded(packet) or packet
         method = self._method

@@ -12,46 +12,30 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from conformance import RFC, __version__
-from conformance.suite.verdict import Verdict, rollup
+from conformance.lab.profile import reference_profile
+from conformance.suite.verdict import Verdict, case_requirement_verdicts, rollup
 
 VERDICT_ORDER = [v.value for v in Verdict]
-
-
-def case_requirement_verdicts(case: dict) -> dict[str, str]:
-    """Each requirement a case touched (its own and its checks'), with the verdict it earned:
-    a failing case fails only the requirements whose checks failed."""
-    checks = case.get("checks", [])
-    reqs = list(dict.fromkeys(case["requirements"] + [r for c in checks
-                                                       for r in c["requirements"]]))
-    verdict = case["verdict"]
-    if verdict not in ("FAIL", "NON-STRICT", "XFAIL"):
-        return {r: verdict for r in reqs}
-    out = {}
-    for req in reqs:
-        mine = [c for c in checks if req in c["requirements"]]
-        if any(not c["ok"] for c in mine):
-            out[req] = verdict
-        elif mine:
-            out[req] = "PASS"
-        else:
-            out[req] = verdict
-    return out
 
 
 def _requirements(state, cases) -> list[dict]:
     by_req: dict[str, list[tuple[dict, str]]] = {}
     for case in cases:
-        for req, verdict in case_requirement_verdicts(case).items():
+        for req, verdict in case_requirement_verdicts(case, state.catalog).items():
             by_req.setdefault(req, []).append((case, verdict))
+    roles = {c["role"].upper() for c in cases}
     out = []
     for req in state.catalog.requirements:
         pairs = by_req.get(req.id, [])
-        mine = [c for c, _ in pairs]
         verdict = rollup([Verdict(v) for _, v in pairs])
-        if verdict is None:
-            verdict_text = "UNTESTABLE" if req.testable == "no" else "NOT-RUN"
-        else:
+        if verdict is not None:
             verdict_text = verdict.value
+        elif req.testable == "no":
+            verdict_text = "UNTESTABLE"
+        elif not roles & set(req.roles):
+            verdict_text = "NOT-TESTED-ROLE"  # binds no role under test in this run
+        else:
+            verdict_text = "NOT-RUN"
         out.append({**req.to_dict(), "verdict": verdict_text,
                     "cases": [{"id": c["id"], "verdict": v} for c, v in pairs]})
     return out
@@ -77,16 +61,14 @@ def write_reports(state) -> dict:
     by_role = {}
     for c in cases:
         by_role.setdefault(c["role"], Counter())[c["verdict"]] += 1
-    by_level = {}
-    for c in cases:
-        level = state.catalog[c["requirements"][0]].level
-        by_level.setdefault(level, Counter())[c["verdict"]] += 1
     duts = {role: p.to_dict() for role, p in state.profiles.items()}
     if not state.explicit_duts:
-        from conformance.suite.plugin import _ref
-
-        duts = {role: _ref(role).to_dict() for role in ("ha", "mn", "fa")}
+        duts = {role: reference_profile(role).to_dict() for role in ("ha", "mn", "fa")}
     requirements = _requirements(state, cases)
+    by_level = {}  # requirements (not cases) by their own level
+    for r in requirements:
+        if r["cases"]:
+            by_level.setdefault(r["level"], Counter())[r["verdict"]] += 1
     summary = {"counts": {k: counts[k] for k in VERDICT_ORDER if counts[k]},
                "duration": round(ended - state.started, 3),
                "protocol_wait": round(sum(c.get("waited", 0) for c in cases), 3),

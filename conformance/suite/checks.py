@@ -15,24 +15,24 @@ from conformance.codec import (
 )
 from conformance.codec.packets import parse_ipv4, parse_ipv6, text6
 
-CHECKS = {}
+from conformance.suite.registry import CHECKS, Address4, Hex, Prefix, check  # noqa: F401
 
 
-def check(fn):
-    CHECKS[fn.__name__] = fn
-    return fn
-
-
-def _codes(args, default=None):
-    if "in" in args:
-        return set(args["in"])
-    if "equals" in args:
-        return {args["equals"]}
-    if args.get("accept"):
+def _codes(equals, in_, accept, reject, default):
+    """The codes a reply may carry: exactly one of equals / in / accept / reject, or default."""
+    if in_ is not None:
+        return set(in_)
+    if equals is not None:
+        return {equals}
+    if accept:
         return set(range(0, 8))
-    if args.get("reject"):
+    if reject:
         return set(range(8, 256))
     return default
+
+
+def _given(**fields) -> dict:
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _req_keys(request):
@@ -44,40 +44,41 @@ def _fmt_prefix(ext) -> str:
 
 
 # ------------------------------------------------------------------ replies from an HA
-@check
-def reply_code(ctx, reply, **args):
-    codes = _codes(args, {0, 1})
+@check("reply")
+def reply_code(ctx, reply, equals: int | None = None, in_: list[int] | None = None,
+               accept: bool = False, reject: bool = False):
+    codes = _codes(equals, in_, accept, reject, {0, 1})
     return reply.code in codes, f"header code in {sorted(codes)}", f"code {reply.code}"
 
 
-@check
-def identification_echoed(ctx, reply, request="request"):
+@check("reply")
+def identification_echoed(ctx, reply, request: str = "request"):
     req = ctx.vars[request]["message"]
     return (reply.identification == req.identification,
             f"identification {req.identification:#018x}", f"{reply.identification:#018x}")
 
 
-@check
-def identification_low_bits_echoed(ctx, reply, request="request"):
+@check("reply")
+def identification_low_bits_echoed(ctx, reply, request: str = "request"):
     req = ctx.vars[request]["message"]
     ok = reply.identification & 0xFFFFFFFF == req.identification & 0xFFFFFFFF
     return ok, f"low 32 bits {req.identification & 0xFFFFFFFF:#010x}", \
         f"{reply.identification & 0xFFFFFFFF:#010x}"
 
 
-@check
-def identification_carries_ha_time(ctx, reply, within=5):
-    from conformance.nodes.actions import ntp_time
+@check("reply")
+def identification_carries_ha_time(ctx, reply, within: int = 5):
+    from conformance.codec.ntp import ntp_time
     import time
 
     skew = abs((reply.identification >> 32) - (ntp_time(time.time()) >> 32))
     return skew <= within, f"high 32 bits = the HA's time (within {within} s)", f"{skew} s off"
 
 
-@check
-def identification_clock_offset(ctx, message, seconds, within=3):
+@check("message")
+def identification_clock_offset(ctx, message, seconds: int, within: int = 3):
     """The identification's high 32 bits are `seconds` ahead of this machine's clock."""
-    from conformance.nodes.actions import ntp_time
+    from conformance.codec.ntp import ntp_time
     import time
 
     off = (message.identification >> 32) - (ntp_time(time.time()) >> 32)
@@ -85,31 +86,26 @@ def identification_clock_offset(ctx, message, seconds, within=3):
         f"{off} s ahead"
 
 
-@check
-def home_address_echoed(ctx, reply, request="request"):
+@check("reply")
+def home_address_echoed(ctx, reply, request: str = "request"):
     req = ctx.vars[request]["message"]
     return reply.home_address == req.home_address, req.home_address, reply.home_address
 
 
-@check
-def lifetime_at_most(ctx, reply, value=None, request="request"):
+@check("reply")
+def lifetime_at_most(ctx, reply, value: int | None = None, request: str = "request"):
     limit = value if value is not None else ctx.vars[request]["message"].lifetime
     return reply.lifetime <= limit, f"lifetime <= {limit}", f"lifetime {reply.lifetime}"
 
 
-@check
-def lifetime_equals(ctx, reply, value):
-    return reply.lifetime == value, f"lifetime {value}", f"lifetime {reply.lifetime}"
-
-
-@check
+@check("reply")
 def reply_authenticated(ctx, reply):
     valid = verify_authenticator(ctx.last_payload(reply), reply, ctx.key)
     return bool(valid), "a valid MN-HA authenticator", {None: "none"}.get(valid, str(valid))
 
 
-@check
-def one_prefix_reply_per_request(ctx, reply, request="request"):
+@check("reply")
+def one_prefix_reply_per_request(ctx, reply, request: str = "request"):
     wanted = set(_req_keys(ctx.vars[request]["message"]))
     got = {r.key for r in reply.prefix_replies}
     missing = wanted - got
@@ -117,31 +113,32 @@ def one_prefix_reply_per_request(ctx, reply, request="request"):
         f"{len(missing)} without a reply" if missing else "all answered"
 
 
-@check
+@check("reply")
 def no_duplicate_prefix_replies(ctx, reply):
     keys = [r.key for r in reply.prefix_replies]
     dups = len(keys) - len(set(keys))
     return dups == 0, "at most one prefix reply per prefix", f"{dups} duplicate(s)"
 
 
-@check
-def prefix_replies_echo_requests(ctx, reply, request="request"):
+@check("reply")
+def prefix_replies_echo_requests(ctx, reply, request: str = "request"):
     wanted = set(_req_keys(ctx.vars[request]["message"]))
     stray = [_fmt_prefix(r) for r in reply.prefix_replies if r.key not in wanted]
     return not stray, "every prefix reply names a requested prefix", \
         f"unrequested: {stray}" if stray else "all requested"
 
 
-@check
-def prefix_reply_count(ctx, reply, equals):
+@check("reply")
+def prefix_reply_count(ctx, reply, equals: int):
     n = len(reply.prefix_replies)
     return n == equals, f"{equals} prefix reply extension(s)", f"{n}"
 
 
-@check
-def prefix_reply_code(ctx, reply, prefix, **args):
+@check("reply")
+def prefix_reply_code(ctx, reply, prefix: Prefix, equals: int | None = None,
+                      in_: list[int] | None = None, accept: bool = False, reject: bool = False):
     target = PrefixRequest.of(prefix).key
-    codes = _codes(args, set(range(0, 8)))
+    codes = _codes(equals, in_, accept, reject, set(range(0, 8)))
     found = [r for r in reply.prefix_replies if r.key == target]
     if not found:
         return False, f"a reply for {prefix} with code in {sorted(codes)[:10]}", "no reply"
@@ -158,28 +155,28 @@ def _show(codes):
     return str(codes)
 
 
-@check
+@check("reply")
 def no_accepting_prefix_reply(ctx, reply):
     accepting = [_fmt_prefix(r) for r in reply.prefix_replies if r.code <= 7]
     return not accepting, "no prefix reply with an accept code", \
         f"accepting: {accepting}" if accepting else "none"
 
 
-@check
+@check("reply")
 def no_prefix_replies(ctx, reply):
     n = len(reply.prefix_replies)
     return n == 0, "no IPv6 prefix reply extension", f"{n}"
 
 
-@check
-def no_observation(ctx, message, rule):
+@check("message")
+def no_observation(ctx, message, rule: str):
     found = [f"{o.field} at offset {o.offset}: {o.message}" for o in message.observations
              if o.rule == rule]
     return not found, f"nothing breaking {rule}", "; ".join(found) or "clean"
 
 
 # ------------------------------------------------------------------ requests from an MN
-@check
+@check("request")
 def extensions_before_auth(ctx, request):
     kinds = [e.type for e in request.extensions]
     if 32 not in kinds:
@@ -190,32 +187,32 @@ def extensions_before_auth(ctx, request):
         f"type 152 after it at positions {late}" if late else "in order"
 
 
-@check
+@check("request")
 def request_authenticated(ctx, request):
     valid = verify_authenticator(ctx.last_payload(request), request, ctx.key)
     return bool(valid), "a valid MN-HA authenticator covering the extensions", str(valid)
 
 
-@check
-def tunneling_mode_count(ctx, request, equals):
+@check("request")
+def tunneling_mode_count(ctx, request, equals: int):
     n = len(request.find(TunnelingMode))
     return n == equals, f"{equals} IPv6 tunnelling mode extension(s)", f"{n}"
 
 
-@check
-def requested_prefixes(ctx, request, equals):
+@check("request")
+def requested_prefixes(ctx, request, equals: list[str]):
     got = sorted(str(r.network) if r.prefix_length <= 128 else f"{r.prefix_text}/255"
                  for r in request.prefix_requests)
     return got == sorted(equals), f"prefix requests {sorted(equals)}", f"{got}"
 
 
-@check
+@check("request")
 def reserved_flags_zero(ctx, request):
     return not (request.flag("r") or request.flag("x")), "flags r and x zero", \
         f"flags {request.flags:#04x}"
 
 
-@check
+@check("request")
 def udp_encapsulation_zero(ctx, request):
     exts = request.find(UDPTunnelRequest)
     if not exts:
@@ -223,8 +220,8 @@ def udp_encapsulation_zero(ctx, request):
     return exts[0].encapsulation == 0, "encapsulation 0", f"encapsulation {exts[0].encapsulation}"
 
 
-@check
-def relayed_unchanged(ctx, relayed, original="request"):
+@check("request")
+def relayed_unchanged(ctx, relayed, original: str = "request"):
     sent = ctx.vars[original]["payload"]
     got = ctx.last_payload(relayed)
     auth = relayed.auth(32)
@@ -236,8 +233,8 @@ def relayed_unchanged(ctx, relayed, original="request"):
         "identical" if same else f"differs from byte {first}"
 
 
-@check
-def fa_ha_authenticated(ctx, relayed, spi="$dut_fa_ha_spi", key="$dut_fa_ha_key"):
+@check("request")
+def fa_ha_authenticated(ctx, relayed, spi: int = "$dut_fa_ha_spi", key: Hex = "$dut_fa_ha_key"):
     """The FA's Foreign-Home Authentication extension (RFC 3344 §3.5.4) after the MN-HA one,
     its authenticator HMAC-MD5 over the message through its own SPI (§3.5.1)."""
     expected = "an FA-HA authentication extension after the MN-HA one, HMAC-MD5 over the " \
@@ -254,16 +251,20 @@ def fa_ha_authenticated(ctx, relayed, spi="$dut_fa_ha_spi", key="$dut_fa_ha_key"
 
 
 # ------------------------------------------------------------------ tunnelled packets
-@check
-def outer_header(ctx, packet, **want):
+@check("packet")
+def outer_header(ctx, packet, src: Address4 | None = None, dst: Address4 | None = None,
+                 proto: int | None = None):
+    want = _given(src=src, dst=dst, proto=proto)
     outer = parse_ipv4(packet)
     got = {"src": outer.src, "dst": outer.dst, "proto": outer.proto}
     bad = {k: got[k] for k, v in want.items() if got.get(k) != ctx.resolve(v)}
     return not bad, f"outer {ctx.resolve(want)}", f"outer {got}"
 
 
-@check
-def middle_header(ctx, packet, **want):
+@check("packet")
+def middle_header(ctx, packet, src: Address4 | None = None, dst: Address4 | None = None,
+                  proto: int | None = None):
+    want = _given(src=src, dst=dst, proto=proto)
     outer = parse_ipv4(packet)
     if outer.proto != 4:
         return False, f"IPv4-in-IPv4 around {ctx.resolve(want)}", f"outer protocol {outer.proto}"
@@ -302,16 +303,16 @@ def _upper(inner):
     return upper_layer(inner)
 
 
-@check
-def inner_icmpv6_type(ctx, packet, equals):
+@check("packet")
+def inner_icmpv6_type(ctx, packet, equals: int):
     inner = _inner6(packet)
     proto, data = _upper(inner) if inner else (None, b"")
     got = data[0] if proto == 58 and data else None
     return got == equals, f"inner ICMPv6 type {equals}", f"{'not ICMPv6' if got is None else got}"
 
 
-@check
-def neighbor_advert(ctx, packet, target):
+@check("packet")
+def neighbor_advert(ctx, packet, target: str):
     """RFC 4213 §3.8 / RFC 4861: an NA for `target`, hop limit 255, no link-layer option."""
     inner = _inner6(packet)
     proto, data = _upper(inner) if inner else (None, b"")
@@ -325,14 +326,14 @@ def neighbor_advert(ctx, packet, target):
     return ok, f"a Neighbor Advertisement for {want}, hop limit 255, no options", got
 
 
-@check
-def inner_size_at_most(ctx, packet, equals):
+@check("packet")
+def inner_size_at_most(ctx, packet, equals: int):
     inner = _inner6(packet)
     size = 40 + len(inner.payload) if inner else None
     return size is not None and size <= equals, f"inner IPv6 packet <= {equals} bytes", f"{size}"
 
 
-@check
+@check("packet")
 def tunnel_reserved_zero(ctx, packet):
     from conformance.codec.packets import parse_udp
 
@@ -344,8 +345,8 @@ def tunnel_reserved_zero(ctx, packet):
     return got == 0, "Mobile Tunnel Data with Reserved 0", f"Reserved {got}"
 
 
-@check
-def tunnel_next_header(ctx, packet, equals):
+@check("packet")
+def tunnel_next_header(ctx, packet, equals: int):
     from conformance.codec.packets import parse_udp
 
     ip4 = parse_ipv4(packet)
@@ -356,8 +357,8 @@ def tunnel_next_header(ctx, packet, equals):
     return got == equals, f"Mobile Tunnel Data, next header {equals}", f"{got}"
 
 
-@check
-def dhcpv6_delegates(ctx, packet, prefix):
+@check("packet")
+def dhcpv6_delegates(ctx, packet, prefix: Prefix):
     from conformance.codec import dhcpv6 as dh
     from conformance.codec.packets import parse_udp, text6
 
@@ -371,7 +372,7 @@ def dhcpv6_delegates(ctx, packet, prefix):
     return prefix in got, f"a DHCPv6 message delegating {prefix}", f"type {msg.msg_type}, {got}"
 
 
-@check
+@check("packet")
 def is_dhcpv6_solicit(ctx, packet):
     from conformance.codec import dhcpv6 as dh
     from conformance.codec.packets import parse_udp
@@ -387,20 +388,20 @@ def is_dhcpv6_solicit(ctx, packet):
         f"type {msg.msg_type}, port {dport}, {len(msg.ia_pd)} IA_PD"
 
 
-@check
-def inner_hop_limit(ctx, packet, equals):
+@check("packet")
+def inner_hop_limit(ctx, packet, equals: int):
     inner = _inner6(packet)
     got = inner.hop_limit if inner else None
     return got == equals, f"inner hop limit {equals}", f"{got}"
 
 
-@check
-def outer_tos(ctx, packet, equals):
+@check("packet")
+def outer_tos(ctx, packet, equals: int):
     got = parse_ipv4(packet).tos
     return got == equals, f"outer TOS {equals:#04x}", f"{got:#04x}"
 
 
-@check
+@check("packet")
 def outer_df_clear(ctx, packet):
     df = parse_ipv4(packet).df
     return not df, "DF clear in the outer IPv4 header", "DF set" if df else "DF clear"
@@ -411,8 +412,8 @@ def _binding(rows, home):
     return next((r for r in rows if r.get("home_address") == home), None)
 
 
-@check
-def binding_prefixes(ctx, rows, home_address="$hoa", equals=()):
+@check("rows")
+def binding_prefixes(ctx, rows, equals: list[Prefix], home_address: Address4 = "$hoa"):
     home = ctx.resolve(home_address)
     row = _binding(rows, home)
     got = sorted(p["prefix"] for p in row.get("prefixes", [])) if row else None
@@ -421,23 +422,15 @@ def binding_prefixes(ctx, rows, home_address="$hoa", equals=()):
         f"{got}" if row else "no binding"
 
 
-@check
-def binding_tunnel(ctx, rows, prefix, tunnel, home_address="$hoa"):
-    row = _binding(rows, ctx.resolve(home_address))
-    modes = {p["prefix"]: p["tunnel"] for p in row.get("prefixes", [])} if row else {}
-    return modes.get(prefix) == tunnel, f"{prefix} tunnelled to the {tunnel.upper()}", \
-        f"{modes.get(prefix)}"
-
-
-@check
-def no_binding(ctx, rows, home_address="$hoa"):
+@check("rows")
+def no_binding(ctx, rows, home_address: Address4 = "$hoa"):
     home = ctx.resolve(home_address)
     row = _binding(rows, home)
     return row is None, f"no binding for {home}", "none" if row is None else f"{row}"
 
 
-@check
-def mn_prefixes(ctx, rows, accepted=None, rejected=()):
+@check("rows")
+def mn_prefixes(ctx, rows, accepted: dict | None = None, rejected: list[Prefix] = ()):
     """MN state: which prefixes it holds and over which tunnel; the rest must not be held."""
     held = {r["prefix"]: r.get("tunnel") for r in rows if r.get("accepted")}
     want = dict(accepted or {})
@@ -450,8 +443,8 @@ def mn_prefixes(ctx, rows, accepted=None, rejected=()):
         "; ".join(problems) or f"{held}"
 
 
-@check
-def packet_too_big(ctx, packet, mtu):
+@check("packet6")
+def packet_too_big(ctx, packet, mtu: int):
     """An ICMPv6 Packet Too Big (RFC 4443 §3.2) announcing `mtu`."""
     ip6 = parse_ipv6(packet)
     data = ip6.payload
@@ -462,20 +455,20 @@ def packet_too_big(ctx, packet, mtu):
     return got == mtu, f"ICMPv6 Packet Too Big, MTU {mtu}", f"Packet Too Big, MTU {got}"
 
 
-@check
-def has_route(ctx, rows, prefix):
+@check("rows")
+def has_route(ctx, rows, prefix: Prefix):
     dsts = [r.get("dst") for r in rows]
     return prefix in dsts, f"a route for {prefix}", f"routes {dsts}"
 
 
-@check
-def no_route(ctx, rows, prefix):
+@check("rows")
+def no_route(ctx, rows, prefix: Prefix):
     dsts = [r.get("dst") for r in rows]
     return prefix not in dsts, f"no route for {prefix}", f"routes {dsts}"
 
 
-@check
-def mn_registered(ctx, rows, equals=True, dsmip=None):
+@check("rows")
+def mn_registered(ctx, rows, equals: bool = True, dsmip: bool | None = None):
     row = rows[0] if rows else {}
     ok = row.get("registered") == equals and (dsmip is None or row.get("ha_supports_dsmip")
                                               == dsmip)
@@ -484,15 +477,15 @@ def mn_registered(ctx, rows, equals=True, dsmip=None):
         f"registered={row.get('registered')}, HA supports RFC 5454={row.get('ha_supports_dsmip')}"
 
 
-@check
-def binding_groups(ctx, rows, includes, home_address="$hoa"):
+@check("rows")
+def binding_groups(ctx, rows, includes: str, home_address: Address4 = "$hoa"):
     row = _binding(rows, ctx.resolve(home_address))
     groups = row.get("groups", []) if row else None
     return bool(groups) and includes in groups, f"membership of {includes}", f"{groups}"
 
 
-@check
-def middle_source(ctx, packet, equals):
+@check("packet")
+def middle_source(ctx, packet, equals: Address4):
     """The IPv4 header around the IPv6 packet (inside any outer IP-in-IP): its source."""
     outer = parse_ipv4(packet)
     middle = parse_ipv4(outer.payload) if outer.proto == 4 else outer
@@ -501,14 +494,14 @@ def middle_source(ctx, packet, equals):
         f"IPv6 in IPv4 from {middle.src} (protocol {middle.proto})"
 
 
-@check
+@check("packet")
 def outer_df_set(ctx, packet):
     df = parse_ipv4(packet).df
     return df, "DF set in the outer header (dynamic tunnel MTU)", "DF set" if df else "DF clear"
 
 
-@check
-def has_udp_tunnel_reply(ctx, reply, code=0):
+@check("reply")
+def has_udp_tunnel_reply(ctx, reply, code: int = 0):
     from conformance.codec import UDPTunnelReply
 
     found = reply.find(UDPTunnelReply)

@@ -14,36 +14,6 @@ from conformance.yamlfile import YamlError, line_of, load_yaml
 
 ROLES = ("ha", "mn", "fa")
 TOPOLOGIES = ("fa", "colocated")
-# Step kinds and the keys each accepts (besides the common ones).
-COMMON = {"requirements", "precondition", "title", "timeout"}
-STEP_KEYS = {
-    "register": {"fields", "extensions", "save_as", "auth", "via", "raw_hex"},
-    "expect_reply": {"save_as", "checks", "accept", "or_nothing", "from"},
-    "expect_no_reply": {"from"},
-    "send_ipv6": {"src", "dst", "hop_limit", "traffic_class", "size", "count"},
-    "expect_tunnelled": {"checks", "outer", "inner_dst", "save_as", "on"},
-    "expect_not_tunnelled": {"inner_dst"},
-    "send_tunnelled": {"outer_src", "inner_src", "inner_dst", "double", "encapsulation",
-                       "inner", "size", "hop_limit", "traffic_class", "target", "group"},
-    "send_to_mn": {"inner", "inner_src", "inner_dst", "via", "encapsulation", "size",
-                   "hop_limit", "traffic_class", "target", "prefix", "to", "request",
-                   "outer_ecn", "outer_src"},
-    "expect_nothing_from_mn": {"inner_dst", "larger_than"},
-    "send_frag_needed": {"mtu", "about", "to"},
-    "expect_from_mn": {"inner_dst", "checks", "save_as"},
-    "expect_no_ra": {"prefix"},
-    "robustness": {"count", "kinds"},
-    "expect_at_cn": {"inner_src", "checks", "icmpv6_type"},
-    "expect_not_at_cn": {"inner_src"},
-    "state": {"table", "checks"},
-    "log": {"expect"},
-    "restart_dut": {"params"},
-    "expect_request": {"save_as", "checks"},
-    "reply": {"fields", "extensions", "to_request", "auth", "fa_ha_auth"},
-    "expect_no_request": set(),
-    "wait": {"seconds_at_most", "state", "checks"},
-    "expect_relayed": {"checks", "save_as"},
-}
 
 
 class CaseFileError(YamlError):
@@ -108,6 +78,9 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
         bad("role", f"{file_role!r}; expected one of {list(ROLES)}", data)
     cases, seen = [], set()
     from conformance.lab.profile import PICS
+    import conformance.suite.checks  # noqa: F401 (registers every check)
+    import conformance.suite.steps  # noqa: F401 (registers every step kind)
+    from conformance.suite.registry import COMMON, STEPS, check_problems, option_problems
 
     for i, raw in enumerate(data["cases"]):
         cid = raw.get("id", f"#{i}") if isinstance(raw, dict) else f"#{i}"
@@ -116,7 +89,7 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
             bad(where, "expected a mapping")
             continue
         allowed = {"id", "title", "requirements", "purpose", "pics", "topology", "parameters",
-                   "steps", "role", "seed"}
+                   "steps", "role", "seed", "section"}
         for key in raw:
             if key not in allowed:
                 bad(f"{where}.{key}", f"unknown key; expected one of {sorted(allowed)}", raw)
@@ -145,10 +118,11 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
         steps = []
         for j, step in enumerate(raw.get("steps") or []):
             swhere = f"{where}.steps[{j}]"
-            if not isinstance(step, dict) or len(set(step) & set(STEP_KEYS)) != 1:
-                bad(swhere, f"expected exactly one step kind of {sorted(STEP_KEYS)}", raw)
+            if not isinstance(step, dict) or len(set(step) & set(STEPS)) != 1:
+                bad(swhere, f"expected exactly one step kind of {sorted(STEPS)}", step
+                    if isinstance(step, dict) else raw)
                 continue
-            kind = (set(step) & set(STEP_KEYS)).pop()
+            kind = (set(step) & set(STEPS)).pop()
             body = step[kind] if isinstance(step[kind], dict) else {}
             if step[kind] is not None and not isinstance(step[kind], dict):
                 bad(f"{swhere}.{kind}", "expected a mapping of step options", step)
@@ -156,30 +130,32 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
                 if key != kind and key not in COMMON:
                     bad(f"{swhere}.{key}", f"unknown key; expected {kind} options or "
                         f"{sorted(COMMON)}", step)
-            for key in body:
-                if key not in STEP_KEYS[kind] | COMMON:
-                    bad(f"{swhere}.{kind}.{key}", f"unknown option; expected one of "
-                        f"{sorted(STEP_KEYS[kind] | COMMON)}", step)
+            for key, problem in option_problems(STEPS[kind], body):
+                bad(f"{swhere}.{kind}.{key}", problem, body)
             step_reqs = list(step.get("requirements") or body.get("requirements") or [])
             for r in step_reqs:
                 if r not in catalog:
                     bad(f"{swhere}.requirements", f"{r} is not in the requirement catalog", step)
-            all_checks = list(body.get("checks") or [])
-            for alt in body.get("accept") or []:
-                all_checks += list((alt or {}).get("checks") or [])
-            for k, check in enumerate(all_checks):
-                if not isinstance(check, dict) or "check" not in check:
-                    bad(f"{swhere}.{kind}.checks[{k}]", "expected a mapping with 'check'", step)
+            checks = [(f"checks[{k}]", c) for k, c in enumerate(body.get("checks") or [])
+                      if isinstance(body.get("checks"), list)]
+            for a, alt in enumerate(body.get("accept") or []):
+                if not isinstance(alt, dict) or not (set(alt) <= {"nothing", "checks"}) or \
+                        not alt:
+                    bad(f"{swhere}.{kind}.accept[{a}]", "expected {nothing: true} or "
+                        "{checks: [...]}", body)
                     continue
-                from conformance.suite.checks import CHECKS
-
-                if check["check"] not in CHECKS:
-                    bad(f"{swhere}.{kind}.checks[{k}].check", f"unknown check "
-                        f"{check['check']!r}; known: {sorted(CHECKS)}", step)
+                checks += [(f"accept[{a}].checks[{k}]", c)
+                           for k, c in enumerate(alt.get("checks") or [])]
+            for at, check in checks:
+                if not isinstance(check, dict) or "check" not in check:
+                    bad(f"{swhere}.{kind}.{at}", "expected a mapping with 'check'", step)
+                    continue
+                for key, problem in check_problems(check, STEPS[kind].subject):
+                    bad(f"{swhere}.{kind}.{at}.{key}", problem, check)
                 for r in check.get("requirements") or []:
                     if r not in catalog:
-                        bad(f"{swhere}.{kind}.checks[{k}].requirements",
-                            f"{r} is not in the requirement catalog", step)
+                        bad(f"{swhere}.{kind}.{at}.requirements",
+                            f"{r} is not in the requirement catalog", check)
             steps.append(Step(kind, dict(body), j, step_reqs,
                               bool(step.get("precondition", body.get("precondition", False))),
                               line_of(step)))
@@ -190,7 +166,8 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
         role = raw.get("role", file_role)
         cases.append(TestCase(str(cid), str(raw.get("title", "")), list(reqs), role, purpose,
                               list(pics), topology, dict(raw.get("parameters") or {}), steps,
-                              str(path), file_section, line_of(raw), raw.get("seed")))
+                              str(path), str(raw.get("section", file_section)), line_of(raw),
+                              raw.get("seed")))
     if problems:
         raise CaseFileError(path, problems)
     return cases

@@ -20,8 +20,10 @@ from conformance.lab.netns import LabError
 from conformance.lab.profile import load_profile
 from conformance.lab.testbed import load_testbed
 from conformance.suite.model import CaseFileError, load_case_file
-from conformance.suite.session import Session, SuiteError
-from conformance.suite.steps import CaseRun, Inconclusive, run_case
+from conformance.errors import Inconclusive, SuiteError
+from conformance.lab.profile import reference_profile
+from conformance.suite.session import Session
+from conformance.suite.steps import CaseRun, run_case
 from conformance.suite.verdict import ExpectedFailures, Verdict, judge, signature
 
 STATE = pytest.StashKey()
@@ -220,21 +222,14 @@ def execute(state: RunState, case) -> dict:
     evidence_dir = state.out / "evidence" / case.id
     evidence_dir.mkdir(parents=True, exist_ok=True)
     try:
-        dut_profile = profile or _ref(case.role)
+        dut_profile = profile or reference_profile(case.role)
         missing = [p for p in case.pics if not dut_profile.claims(p)]
         if missing:
             record.update(verdict=Verdict.NOT_APPLICABLE.value, message=f"the device's PICS "
                           f"does not claim {', '.join(missing)}")
             return record
         session = state.lab()
-        session.prepare(case.role)
-        dut = session.dut(case.role)
-        if dut is not None and case.role == "mn":
-            session.devices.pop("mn").stop()  # each MN case starts its device itself
-            dut = None
-        if dut is not None:
-            dut.check_alive()  # a crash between cases is noticed here
-            dut.reset()
+        dut = session.ready_for(case.role)
         run = CaseRun(session, case)
         if dut is not None:
             record["evidence"]["bindings_before"] = _state(dut)
@@ -249,7 +244,13 @@ def execute(state: RunState, case) -> dict:
             else:
                 yield
         try:
-            run_case(run, on_step)
+            try:
+                run_case(run, on_step)
+            except Inconclusive as exc:
+                if not any(r.ok is False for r in run.results):
+                    raise
+                # The device already failed a check: that verdict stands; the rest is noted.
+                run.note("suite", "suite", f"not judged after that: {exc}")
         finally:
             record["evidence"].update(_captures_stop(session, captures, evidence_dir))
             dut = session.dut(case.role)
@@ -264,7 +265,7 @@ def execute(state: RunState, case) -> dict:
         if dut is not None:
             dut.check_alive()  # died during the case: an ERROR with its last log lines
         verdict = judge(run.results, catalog)
-        failed = [r for r in run.results if not r.ok]
+        failed = [r for r in run.results if r.ok is not True]
         record["message"] = _failure_message(run, failed) if failed else \
             f"{len(run.results)} check(s) passed"
         sig = signature(run.results)
@@ -288,12 +289,6 @@ def execute(state: RunState, case) -> dict:
             record["waited"] = round(run.waited, 3)
         _save_case_evidence(record, evidence_dir, allure)
     return record
-
-
-def _ref(role):
-    from conformance.suite.session import PROFILES
-
-    return load_profile(PROFILES / f"reference-{role}.yaml")
 
 
 def _rerun(state: RunState, case) -> str:
@@ -335,9 +330,10 @@ def _captures_stop(session, captures, evidence_dir: Path) -> dict:
 def _failure_message(run, failed) -> str:
     lines = []
     for r in failed:
+        what = f"not judged: {r.actual}" if r.ok is None else \
+            f"expected {r.expected}; got {r.actual}"
         lines.append(f"step {(r.step or 0) + 1} {r.name} [{', '.join(r.requirements)}]: "
-                     f"expected {r.expected}; got {r.actual}" + (f" ({r.detail})"
-                                                                  if r.detail else ""))
+                     f"{what}" + (f" ({r.detail})" if r.detail else ""))
     for name, saved in run.vars.items():
         msg = saved.get("message") if isinstance(saved, dict) else None
         if hasattr(msg, "extensions") and saved.get("payload"):

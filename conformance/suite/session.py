@@ -7,22 +7,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.errors import SuiteError
 from conformance.lab.agent_client import Agent
 from conformance.lab.device import Device
 from conformance.lab.netns import LabError
-from conformance.lab.profile import Profile, load_profile
+from conformance.lab.profile import Profile, reference_profile
 from conformance.lab.ssh import SSHHost
 from conformance.lab.testbed import Testbed
 
-PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
 # Which reference peers a role under test needs; the suite itself plays the other roles.
 PEERS = {"ha": ["fa"], "mn": ["fa"], "fa": []}
 # Interfaces the suite listens and captures on, by link: (host role, link name).
 WATCH = [("mn", "foreign"), ("ha", "transit"), ("cn", "correspondent")]
 
 
-class SuiteError(RuntimeError):
-    """A problem of the suite itself or its inputs: an ERROR verdict, never a FAIL."""
 
 
 @dataclass
@@ -102,7 +100,7 @@ class Session:
     def profile_for(self, role: str) -> Profile:
         if role in self.dut_profiles:
             return self.dut_profiles[role]
-        return load_profile(PROFILES / f"reference-{role}.yaml")
+        return reference_profile(role)
 
     def device(self, role: str, params: dict | None = None) -> Device:
         profile = self.profile_for(role)
@@ -128,6 +126,30 @@ class Session:
 
     def dut(self, role: str) -> Device | None:
         return self.devices.get(role)
+
+    def ready_for(self, role: str) -> Device | None:
+        """The device under test, alive and reset, before a case: an MN under test is started
+        by each case itself (its attachment is part of the case), so none runs between cases."""
+        self.prepare(role)
+        if role == "mn" and "mn" in self.devices:
+            self.devices.pop("mn").stop()
+        dut = self.devices.get(role)
+        if dut is not None:
+            dut.check_alive()  # a crash between cases is noticed here
+            dut.reset()
+        return dut
+
+    def restart(self, role: str, params: dict[str, str]) -> Device:
+        """(Re)start the device under test with parameters for its configuration template."""
+        dut = self.device(role)
+        dut.install()
+        dut.configure(**params)
+        old = self.devices.pop(role, None)
+        if old is not None:
+            old.stop()
+        dut.start()
+        self.devices[role] = dut
+        return dut
 
     def close(self) -> None:
         for dev in self.devices.values():

@@ -36,7 +36,7 @@ NON_STRICT_LEVELS = {"SHOULD", "SHOULD NOT", "RECOMMENDED"}
 @dataclass
 class CheckResult:
     name: str
-    ok: bool
+    ok: bool | None  # None: could not be judged (INCONCLUSIVE), e.g. a peer dropped the message
     requirements: list[str]
     expected: str
     actual: str
@@ -50,10 +50,11 @@ class CheckResult:
 
 
 def judge(results: list[CheckResult], catalog) -> Verdict:
-    """FAIL when a failed check binds a strict requirement, NON-STRICT when only SHOULDs."""
-    failed = [r for r in results if not r.ok]
+    """FAIL when a failed check binds a strict requirement, NON-STRICT when only SHOULDs,
+    INCONCLUSIVE when nothing failed but something could not be judged."""
+    failed = [r for r in results if r.ok is False]
     if not failed:
-        return Verdict.PASS
+        return Verdict.INCONCLUSIVE if any(r.ok is None for r in results) else Verdict.PASS
     for result in failed:
         levels = {catalog[req].level for req in result.requirements if req in catalog}
         if not levels or levels - NON_STRICT_LEVELS:
@@ -61,10 +62,43 @@ def judge(results: list[CheckResult], catalog) -> Verdict:
     return Verdict.NON_STRICT
 
 
+def requirement_verdict(level: str, ok: bool | None, case_verdict: str) -> str:
+    """What one check says about one requirement it carries, at that requirement's own level."""
+    if ok is None:
+        return Verdict.INCONCLUSIVE.value
+    if ok:
+        return Verdict.XPASS.value if case_verdict == Verdict.XPASS.value else Verdict.PASS.value
+    if case_verdict == Verdict.XFAIL.value:
+        return Verdict.XFAIL.value
+    return Verdict.NON_STRICT.value if level in NON_STRICT_LEVELS else Verdict.FAIL.value
+
+
+# Case verdicts that say nothing about the device: the case's own requirements take them.
+UNJUDGED = {Verdict.NOT_APPLICABLE.value, Verdict.INCONCLUSIVE.value, Verdict.ERROR.value}
+
+
+def case_requirement_verdicts(case: dict, catalog) -> dict[str, str]:
+    """Each requirement a case judged, with its verdict. A requirement's verdict comes only from
+    the checks that carry it, and only where it binds the role under test; a case that judged
+    nothing (not applicable, inconclusive, error) passes its verdict to its own requirements."""
+    role = case["role"].upper()
+    out: dict[str, list[str]] = {}
+    for check in case.get("checks", []):
+        for req in check["requirements"]:
+            if req in catalog and role in catalog[req].roles:
+                out.setdefault(req, []).append(requirement_verdict(
+                    catalog[req].level, check["ok"], case["verdict"]))
+    if case["verdict"] in UNJUDGED:
+        for req in case["requirements"]:
+            if req in catalog and role in catalog[req].roles and req not in out:
+                out[req] = [case["verdict"]]
+    return {req: rollup([Verdict(v) for v in verdicts]).value for req, verdicts in out.items()}
+
+
 def signature(results: list[CheckResult]) -> str:
     """What identifies a failure for the expected-failure file: check and requirement ids."""
     return ";".join(sorted({f"{r.name}:{','.join(r.requirements)}" for r in results
-                            if not r.ok}))
+                            if r.ok is False}))
 
 
 def rollup(verdicts: list[Verdict]) -> Verdict | None:

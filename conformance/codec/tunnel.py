@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from conformance.codec import TunnelData, encode
-from conformance.codec.packets import (
+from .encode import encode
+from .messages import TunnelData
+from .packets import (
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, gre_packet, ipv4_packet,
     parse_ipv4, parse_ipv6,
 )
@@ -47,7 +48,7 @@ def set_ipv4_ecn(packet4: bytes, ecn: int) -> bytes:
     """New ECN bits and a fresh header checksum."""
     tos = (packet4[1] & 0xFC) | ecn
     ihl = (packet4[0] & 0xF) * 4
-    from conformance.codec.packets import checksum
+    from .packets import checksum
 
     header = bytearray(packet4[:ihl])
     header[1] = tos
@@ -113,7 +114,7 @@ def dynamic_tunnel_mtu(ipv4_path_mtu: int, overhead: int) -> tuple[int, bool]:
 
 def with_df(packet: bytes) -> bytes:
     """The IPv4 packet with Don't Fragment set (dynamic tunnel MTU, RFC 4213 §3.2)."""
-    from conformance.codec.packets import checksum
+    from .packets import checksum
 
     header = bytearray(packet[:20])
     header[6] |= 0x40

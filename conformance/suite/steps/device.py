@@ -1,0 +1,81 @@
+"""Steps about the device itself: its state tables, its log, a restart with new parameters."""
+
+from __future__ import annotations
+
+import time
+
+from conformance.errors import Inconclusive
+from conformance.suite.model import Step
+from conformance.suite.registry import step
+from conformance.suite.steps.context import CaseRun
+from conformance.waiting import WaitTimeout, wait_for
+
+
+def _dut(run: CaseRun, step: Step):
+    dut = run.session.dut(run.case.role)
+    if dut is None:
+        raise run.error(step, f"step {step.kind} needs a running device under test")
+    return dut
+
+
+@step("state", subject="rows", table=str, checks=list)
+def state(run: CaseRun, step: Step) -> None:
+    rows = _dut(run, step).state(step.spec.get("table", "bindings"))
+    run.vars["state"] = {"message": rows}
+    run.run_checks(step, rows, step.spec.get("checks"))
+
+
+@step("wait", subject="rows", state=str, seconds_at_most=float, checks=list)
+def wait(run: CaseRun, step: Step) -> None:
+    """Poll the device's state until the checks hold, with a deadline (not a sleep)."""
+    dut = _dut(run, step)
+    table = step.spec.get("state", "bindings")
+    limit = float(run.resolve(step.spec.get("seconds_at_most", 5)))
+    checks = step.spec.get("checks") or []
+
+    def holds():
+        rows = dut.state(table)
+        return all(run.evaluate(step, rows, c)[0] for c in checks)
+    start = time.monotonic()
+    try:
+        wait_for(holds, limit, f"{table} to satisfy {[c['check'] for c in checks]}", 0.1)
+        ok = True
+    except WaitTimeout:
+        ok = False
+    run.waited += time.monotonic() - start
+    if not ok and step.precondition:
+        raise Inconclusive(f"the device's {table} never reached the expected state")
+    run.run_checks(step, dut.state(table), checks)
+
+
+@step("log", expect=str)
+def log(run: CaseRun, step: Step) -> None:
+    dut = _dut(run, step)
+    if not dut.profile.security_exception:
+        raise run.error(step, f"profile {dut.profile.name} declares no security-exception log "
+                        "pattern")
+    want = step.spec.get("expect", "present")
+    if want not in ("present", "absent"):
+        raise run.error(step, f"log expect: {want!r}; expected present or absent")
+    limit = run.timeout(step, "reply_timeout")
+    start = time.monotonic()
+    try:
+        lines = wait_for(lambda: dut.security_exceptions(run.vars["_log_mark"]), limit,
+                         "a security-exception record") if want == "present" else \
+            dut.security_exceptions(run.vars["_log_mark"])
+    except WaitTimeout:
+        lines = []
+    run.waited += time.monotonic() - start
+    ok = bool(lines) if want == "present" else not lines
+    run.record(step, f"security exception {want}", ok, f"a security-exception record "
+               f"{'in' if want == 'present' else 'absent from'} the device log",
+               lines[0][:300] if lines else "no record")
+
+
+@step("restart_dut", params=dict)
+def restart_dut(run: CaseRun, step: Step) -> None:
+    params = run.resolve(step.spec.get("params") or {})
+    run.mark_all()
+    run.session.restart(run.case.role, {k: str(v) for k, v in params.items()})
+    run.vars["_log_mark"] = 0
+    run.note("suite", f"DUT ({run.case.role.upper()})", f"start with {params}")

@@ -1,0 +1,198 @@
+"""Messages and packets the suite builds from a case's data: registration extensions, the
+IPv6 packets carried in tunnels, and the seeded malformed variants of the robustness step.
+Everything here comes from the codec; nothing from the reference nodes."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+from conformance.codec import (
+    AuthExtension, DSMIPUnknown, NAIExtension, PrefixReply, PrefixRequest, RawExtension,
+    RegistrationRequest, TunnelingMode, UDPTunnelReply, UDPTunnelRequest, encode, prefix_bytes,
+)
+from conformance.codec import dhcpv6 as dh
+from conformance.codec.mld import mldv2_report
+from conformance.codec.packets import (
+    IPv6, addr6, icmpv6_packet, parse_udp, tunnel_link_local, udp6_packet, upper_layer,
+)
+from conformance.codec.tunnel import set_ipv6_ecn
+from conformance.suite.checks import _inner6
+
+# Extensions a correct device must accept when built as the case writes them: a request made
+# only of these, correctly signed, is a valid registration (RFC 3344 §3.8.2).
+WELL_FORMED = {"prefix-request", "tunneling-mode", "nai", "udp-tunnel-request"}
+
+
+def extension(run, item):
+    (kind, spec), = item.items()
+    spec = run.resolve(spec)
+    if kind == "prefix-request":
+        if isinstance(spec, str):
+            return PrefixRequest.of(spec)
+        return PrefixRequest(int(spec["length"]), prefix_bytes(spec["prefix"]),
+                             wire_length=spec.get("wire_length"))
+    if kind == "tunneling-mode":
+        spec = spec or {}
+        return TunnelingMode(int(spec.get("reserved", 0)), spec.get("wire_length"))
+    if kind == "dsmip":
+        return DSMIPUnknown(int(spec["subtype"]), bytes.fromhex(spec.get("body", "")),
+                            spec.get("wire_length"))
+    if kind == "raw":
+        return RawExtension(int(spec["type"]), bytes.fromhex(spec.get("body", "")),
+                            spec.get("wire_length"))
+    if kind == "nai":
+        return NAIExtension(str(spec).encode())
+    if kind == "udp-tunnel-request":
+        return UDPTunnelRequest(encapsulation=int((spec or {}).get("encapsulation", 0)))
+    if kind == "mn-ha-auth":
+        spec = spec or {}
+        auth = spec.get("authenticator")
+        return AuthExtension(32, int(spec.get("spi", run.spi)),
+                             bytes.fromhex(auth) if auth else None)
+    if kind == "udp-tunnel-reply":
+        spec = spec or {}
+        return UDPTunnelReply(code=int(spec.get("code", 0)),
+                              keepalive=int(spec.get("keepalive", 110)))
+    if kind == "prefix-reply":
+        request = run.saved(spec.get("request_of", "request"))["message"]
+        if "raw_prefix" in spec:
+            reply = PrefixReply(int(spec.get("code", 0)), int(spec["length"]),
+                                prefix_bytes(spec["raw_prefix"]))
+        elif "request" in spec:
+            reply = PrefixReply.answering(request.prefix_requests[int(spec["request"])],
+                                          int(spec.get("code", 0)))
+        else:
+            reply = PrefixReply.answering(PrefixRequest.of(spec["prefix"]),
+                                          int(spec.get("code", 0)))
+        reply.reserved = int(spec.get("reserved", 0))
+        return reply
+    raise run.error(None, f"unknown extension {kind!r}")
+
+
+def well_formed(items: list, fields: dict) -> bool:
+    """Whether a register step builds a valid, correctly signed request (nothing damaged,
+    no credential or identification overridden)."""
+    if set(fields) - {"lifetime", "flags"}:
+        return False
+    for item in items:
+        (kind, spec), = item.items()
+        if kind not in WELL_FORMED:
+            return False
+        if isinstance(spec, dict) and ("wire_length" in spec or spec.get("reserved")
+                                       or spec.get("encapsulation")):
+            return False
+    return True
+
+
+def inner_packet(run, spec: dict) -> bytes:
+    """The IPv6 packet a tunnel step carries: data, echo, ns, mld-join, dhcpv6-solicit/reply."""
+    kind = spec.get("inner", "data")
+    hoa_ll = tunnel_link_local(run.vars["hoa"])
+    ha_ll = tunnel_link_local(run.vars["ha"])
+    if kind == "data":
+        return IPv6(addr6(spec["inner_src"]), addr6(spec.get("inner_dst", run.vars["cn6"])), 59,
+                    bytes(int(spec.get("size", 8))), int(spec.get("hop_limit", 64)),
+                    int(spec.get("traffic_class", 0))).to_bytes()
+    if kind == "echo":
+        body = bytes((0x54, 0x54, 0, 1)) + bytes(int(spec.get("size", 8)))
+        packet = icmpv6_packet(addr6(spec.get("inner_src", run.vars["cn6"])),
+                               addr6(spec["inner_dst"]), 128, 0, body,
+                               hop_limit=int(spec.get("hop_limit", 64)))
+        tc = int(spec.get("traffic_class", 0))
+        if tc:
+            first = (6 << 28) | (tc << 20)
+            packet = set_ipv6_ecn(first.to_bytes(4, "big") + packet[4:], tc & 3)
+        return packet
+    if kind == "ns":
+        src = addr6(spec["inner_src"]) if "inner_src" in spec else \
+            (hoa_ll if spec.get("target", "ha") == "ha" else ha_ll)
+        target = ha_ll if spec.get("target", "ha") == "ha" else hoa_ll
+        return icmpv6_packet(src, target, 135, 0, bytes(4) + target, hop_limit=255)
+    if kind == "mld-join":
+        return mldv2_report(hoa_ll, joins=[addr6(spec["group"])])
+    if kind == "dhcpv6-solicit":
+        msg = dh.DHCPv6Message(dh.SOLICIT, 0x5454, b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01",
+                               ia_pd=[dh.IAPD(1)], rapid_commit=True)
+        return udp6_packet(hoa_ll, dh.ALL_DHCP_SERVERS, dh.CLIENT_PORT, dh.SERVER_PORT,
+                           dh.encode_dhcpv6(msg), hop_limit=1)
+    if kind == "dhcpv6-reply":
+        solicit = _inner6(run.saved(spec.get("to", "from_mn"))["message"])
+        _, data = upper_layer(solicit)
+        sport, _, body = parse_udp(data)
+        asked = dh.decode_dhcpv6(body)
+        net = ipaddress.IPv6Network(spec["prefix"])
+        reply = dh.DHCPv6Message(dh.REPLY, asked.transaction_id, asked.client_id,
+                                 b"\x00\x03\x00\x01suite", [dh.IAPD(
+                                     asked.ia_pd[0].iaid if asked.ia_pd else 1, 300, 480,
+                                     [dh.IAPrefix(600, 600, net.prefixlen,
+                                                  net.network_address.packed)])],
+                                 rapid_commit=True)
+        return udp6_packet(ha_ll, solicit.src, dh.SERVER_PORT, sport, dh.encode_dhcpv6(reply),
+                           hop_limit=255)
+    raise run.error(None, f"unknown inner packet {kind!r}")
+
+
+ROBUSTNESS_KINDS = ("wrong-length", "unknown-subtype", "prefix-length", "stray-bits",
+                    "truncated", "repeated", "after-auth")
+
+
+def malformed(run, kind: str, rng: random.Random):
+    """(request bytes, identification, description, acceptable outcomes) for one malformed
+    type-152 variant.
+
+    Outcomes: "134" (poorly formed), "drop" (no reply), "accept" (registration accepted with
+    the damaged extension ignored or its prefix rejected), "accept-prefix" (stray bits are
+    ignored: the prefix is accepted), "accept-once" (a repeated prefix answered once).
+    Damaged bytes go before the authenticator, which then covers them, and are followed by a
+    well-formed extension boundary: what the device sees after the damage never depends on
+    chance bytes such as the timestamp.
+    """
+    prefix = PrefixRequest.of("2001:db8:10:1::/64")
+    exts = [PrefixRequest.of("2001:db8:10:2::/64")]
+    auth = AuthExtension(32, run.spi)
+    tail = b""
+    if kind == "wrong-length":
+        length = rng.choice([n for n in range(1, 41) if n != 18])
+        body = bytes((1, 64)) + prefix.prefix
+        body = (body + bytes(40))[:length]
+        tail = bytes((152, length)) + body
+        desc, ok = f"prefix request with Length {length} instead of 18", {"134", "drop"}
+    elif kind == "unknown-subtype":
+        subtype = rng.choice([0] + list(range(4, 256)))
+        exts.append(DSMIPUnknown(subtype, rng.randbytes(rng.randrange(0, 20))))
+        desc, ok = f"DSMIPv4 extension with subtype {subtype}", {"134", "drop", "accept"}
+    elif kind == "prefix-length":
+        length = rng.randrange(129, 255)
+        exts.append(PrefixRequest(length, prefix.prefix))
+        desc, ok = f"prefix request with prefix length {length}", {"134", "drop", "accept"}
+    elif kind == "stray-bits":
+        exts.append(PrefixRequest(64, prefix.prefix[:8] + rng.randbytes(8)))
+        desc, ok = "prefix request with bits set beyond the prefix length", {"accept-prefix"}
+    elif kind == "truncated":
+        # The Length byte says 18 but only `cut` body bytes follow, then a skippable filler of
+        # zeros: a receiver that takes 18 bytes lands inside the zeros (type 0, not skippable),
+        # never inside the authenticator, whose bytes change with the timestamp.
+        cut = rng.randrange(1, 18)
+        tail = bytes((152, 18)) + (bytes((1, 64)) + prefix.prefix)[:cut] + \
+            bytes((200, 20)) + bytes(20)
+        desc, ok = f"prefix request truncated to {cut} body bytes", {"134", "drop"}
+    elif kind == "repeated":
+        times = rng.randrange(2, 6)
+        exts += [PrefixRequest.of("2001:db8:10:1::/64")] * times
+        desc, ok = f"the same prefix requested {times} times", {"accept-once"}
+    else:  # after-auth
+        desc, ok = "prefix request after the MN-HA authentication extension", \
+            {"134", "drop", "accept"}
+    ident = run.next_identification()
+    request = RegistrationRequest(0, int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
+                                  run.vars["coa"] if run.case.topology == "colocated"
+                                  else run.vars["fa"], ident, exts + [auth])
+    if run.case.topology == "colocated":
+        request.flags = RegistrationRequest.flags_of("D")
+    if tail:
+        request.extensions = exts + [tail, auth]
+    payload = encode(request, {32: run.key})
+    if kind == "after-auth":
+        payload += bytes((152, 18, 1, 64)) + prefix.prefix
+    return payload, ident, desc, ok
