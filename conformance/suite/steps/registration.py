@@ -229,10 +229,9 @@ def _still_alive(run: CaseRun, step: Step, timeout: float, src: str, dst: str) -
 
 
 # ---------------------------------------------------------------------- the suite as HA
-def _mn_request_filter(run: CaseRun) -> dict:
-    colocated = run.case.topology == "colocated"
-    return {"dst": run.vars["ha"] if colocated else run.vars["fa"], "ip_proto": 17,
-            "dport": 434}
+# On the MN's own link, registration requests come only from the MN under test: to the FA,
+# or straight to the HA from a co-located care-of address.
+MN_REQUEST = {"ip_proto": 17, "dport": 434}
 
 
 def _is_request(packet: bytes) -> bool:
@@ -245,7 +244,7 @@ def expect_request(run: CaseRun, step: Step) -> None:
     reference FA, the relayed copy is what the suite (as HA) answers."""
     spec = step.spec
     timeout = run.timeout(step, "reply_timeout")
-    packet = run.wait_packet("foreign", _mn_request_filter(run), timeout, _is_request)
+    packet = run.wait_packet("foreign", MN_REQUEST, timeout, _is_request)
     if packet is None:
         run.vars["request"] = Absent(f"no Registration Request in step {step.index + 1}")
         if step.precondition:
@@ -256,11 +255,13 @@ def expect_request(run: CaseRun, step: Step) -> None:
     message = run.decode_saved(step, packet, "request")
     if message is None:
         return
-    run.note("DUT (MN)", "FA" if run.through_fa_peer() else "suite (HA)",
+    via_fa = parse_ipv4(packet).dst != run.vars["ha"]
+    run.vars["request"]["via_fa"] = via_fa
+    run.note("DUT (MN)", "FA" if via_fa else "suite (HA)",
              f"Registration Request lifetime {message.lifetime}, "
              f"{len(message.prefix_requests)} prefix request(s)")
     run.run_checks(step, message, spec.get("checks"))
-    if run.through_fa_peer():
+    if via_fa:
         relayed = run.wait_packet("transit", {"dst": run.vars["ha"], "ip_proto": 17,
                                               "dport": 434}, timeout,
                                   answers(message.identification, REQUEST))
@@ -301,7 +302,7 @@ def expect_no_request(run: CaseRun, step: Step) -> None:
     timeout = run.timeout(step, "negative_timeout")
     link = "transit" if run.case.role == "fa" else "foreign"
     flt = {"dst": run.vars["ha"], "ip_proto": 17, "dport": 434} if link == "transit" else \
-        _mn_request_filter(run)
+        MN_REQUEST
     packet = run.wait_packet(link, flt, timeout, _is_request)
     run.record(step, "no request", packet is None, f"no Registration Request within "
                f"{timeout:.1f} s", "nothing" if packet is None else "a request")
@@ -343,7 +344,7 @@ def reply(run: CaseRun, step: Step) -> None:
     run.note("suite (HA)", "DUT (FA)" if run.case.role == "fa" else "DUT (MN)",
              f"Registration Reply code {message.code}, "
              f"{len(message.prefix_replies)} prefix reply(ies)")
-    if run.case.role == "mn" and run.through_fa_peer():
+    if run.case.role == "mn" and saved.get("via_fa"):
         relayed = run.wait_packet("foreign", {"src": run.vars["fa"], "ip_proto": 17},
                                   run.timeout(step, "reply_timeout"), answers(ident, REPLY))
         if relayed is None:
