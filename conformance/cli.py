@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "reference implementation in every role)")
     p.add_argument("--testbed", action="append", help="testbed file (default: the built-in lab)")
     p.add_argument("--dut", action="append", help="device profile under test, one per role")
-    p.add_argument("--role", action="append", choices=["ha", "mn", "fa"])
+    p.add_argument("--role", action="append", type=str.lower, choices=["ha", "mn", "fa"])
     p.add_argument("--requirement", action="append", help="only cases checking this id")
     p.add_argument("--section", action="append", help="only cases of this RFC section")
     p.add_argument("--case", action="append", help="only this case id")

@@ -11,13 +11,47 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTCASES = ROOT / "testcases"
+NOTHING_RAN = 4  # exit status when no case was selected or none applies: never a green run
+
+
+def _unknown_selection(args) -> str | None:
+    """Why the selection names something no case has (with the closest known ids), or None."""
+    import difflib
+
+    from conformance.catalog import load_catalog
+    from conformance.suite.model import load_case_file
+
+    catalog = load_catalog()
+    cases = [c for path in sorted(TESTCASES.glob("rfc*.yaml"))
+             for c in load_case_file(path, catalog)]
+    known = {"--case": {c.id for c in cases},
+             "--requirement": {r for c in cases for r in c.requirements},
+             "--section": {c.section for c in cases}}
+    for flag, values in (("--case", args.case), ("--requirement", args.requirement),
+                         ("--section", args.section)):
+        for value in values or []:
+            if value not in known[flag]:
+                close = difflib.get_close_matches(value, sorted(known[flag]), n=3, cutoff=0.5)
+                return (f"unknown {flag} {value!r}" + (f"; closest: {', '.join(close)}"
+                                                        if close else ""))
+    return None
 
 
 def run(args) -> int:
     import pytest
 
     from conformance.lab.netns import LabError
+    from conformance.yamlfile import YamlError
 
+    args.role = [r.lower() for r in args.role or []]
+    try:
+        unknown = _unknown_selection(args)
+    except YamlError as exc:
+        print(f"dsmip4 run: {exc}", file=sys.stderr)
+        return 2
+    if unknown:
+        print(f"dsmip4 run: {unknown}", file=sys.stderr)
+        return 2
     started = time.time()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started)) + f"-{os.getpid()}"
     out = Path(args.out or ROOT / "reports" / run_id).resolve()
@@ -56,10 +90,19 @@ def run(args) -> int:
         if lab is not None:
             lab.down()
     results = out / "results.json"
-    if not results.exists():
+    if not results.exists() or not json.loads(results.read_text())["cases"]:
+        if code == 5:
+            print("dsmip4 run: no case selected: the roles, cases, requirements and sections "
+                  "asked for select nothing together", file=sys.stderr)
+            return NOTHING_RAN
         print(f"dsmip4 run: no results were written (pytest exit {code})", file=sys.stderr)
         return 2
     data = json.loads(results.read_text())
+    if not any(c["verdict"] != "NOT-APPLICABLE" for c in data["cases"]):
+        print(f"dsmip4 run: no case applies: the device's PICS excludes all "
+              f"{len(data['cases'])} selected case(s); report: {out / 'report.html'}",
+              file=sys.stderr)
+        return NOTHING_RAN
     summary = data["summary"]
     counts = summary["counts"]
     print()

@@ -22,6 +22,7 @@ from conformance.lab.testbed import load_testbed
 from conformance.suite.model import CaseFileError, load_case_file
 from conformance.errors import Inconclusive, SuiteError
 from conformance.lab.profile import reference_profile
+from conformance.suite.record import CaseRecord
 from conformance.suite.session import Session
 from conformance.suite.steps import CaseRun, run_case
 from conformance.suite.verdict import ExpectedFailures, Verdict, judge, signature
@@ -159,7 +160,7 @@ class CaseItem(pytest.Item):
     def __init__(self, *, case, **kwargs):
         super().__init__(**kwargs)
         self.case = case
-        self.record: dict | None = None
+        self.record: CaseRecord | None = None
 
     def reportinfo(self):
         return self.path, (self.case.line or 1) - 1, f"{self.case.id}: {self.case.title}"
@@ -169,9 +170,9 @@ class CaseItem(pytest.Item):
         if state.testbed is None:
             pytest.skip("no --testbed given: nothing to run the case against")
         self.record = record = execute(state, self.case)
-        state.cases.append(record)
-        verdict = Verdict(record["verdict"])
-        message = record["message"]
+        state.cases.append(record.to_dict())
+        verdict = Verdict(record.verdict)
+        message = record.message
         if verdict in (Verdict.PASS, Verdict.XFAIL) or (verdict == Verdict.NON_STRICT
                                                         and not state.strict):
             if verdict == Verdict.XFAIL:
@@ -196,18 +197,15 @@ def _allure():
         return None
 
 
-def execute(state: RunState, case) -> dict:
+def execute(state: RunState, case) -> CaseRecord:
     """Run one case and return its record for the reports."""
     allure = _allure()
     catalog = state.catalog
     started = time.time()
     profile = state.profiles.get(case.role)
-    record = {"id": case.id, "title": case.title, "file": os.path.relpath(case.file),
-              "role": case.role, "section": case.section, "requirements": case.requirements,
-              "purpose": case.purpose, "pics": case.pics, "verdict": None, "message": "",
-              "checks": [], "trace": [], "evidence": {}, "waited": 0.0, "seed": case.seed,
-              "steps": [s.title for s in case.steps],
-              "rerun": _rerun(state, case)}
+    record = CaseRecord(case.id, case.title, os.path.relpath(case.file), case.role,
+                        case.section, case.requirements, case.purpose, case.pics, case.seed,
+                        [s.title for s in case.steps], _rerun(state, case))
     if allure:
         allure.dynamic.epic("RFC 5454")
         allure.dynamic.feature(f"§{case.section} ({case.role.upper()})")
@@ -225,14 +223,14 @@ def execute(state: RunState, case) -> dict:
         dut_profile = profile or reference_profile(case.role)
         missing = [p for p in case.pics if not dut_profile.claims(p)]
         if missing:
-            record.update(verdict=Verdict.NOT_APPLICABLE.value, message=f"the device's PICS "
+            record.conclude(Verdict.NOT_APPLICABLE.value, f"the device's PICS "
                           f"does not claim {', '.join(missing)}")
             return record
         session = state.lab()
         dut = session.ready_for(case.role)
         run = CaseRun(session, case)
         if dut is not None:
-            record["evidence"]["bindings_before"] = _state(dut)
+            record.evidence["bindings_before"] = _state(dut)
         captures = _captures_start(session, case)
 
         @contextlib.contextmanager
@@ -252,41 +250,41 @@ def execute(state: RunState, case) -> dict:
                 # The device already failed a check: that verdict stands; the rest is noted.
                 run.note("suite", "suite", f"not judged after that: {exc}")
         finally:
-            record["evidence"].update(_captures_stop(session, captures, evidence_dir))
+            record.evidence.update(_captures_stop(session, captures, evidence_dir))
             dut = session.dut(case.role)
             if dut is not None:
-                record["evidence"]["bindings_after"] = _state(dut)
+                record.evidence["bindings_after"] = _state(dut)
                 log = dut.log_since(run.vars.get("_log_mark", 0))
                 if log:
                     evidence_dir.mkdir(parents=True, exist_ok=True)
                     (evidence_dir / "device.log").write_text(log)
-                    record["evidence"]["device_log"] = str(evidence_dir / "device.log")
+                    record.evidence["device_log"] = str(evidence_dir / "device.log")
         dut = session.dut(case.role)
         if dut is not None:
             dut.check_alive()  # died during the case: an ERROR with its last log lines
         verdict = judge(run.results, catalog)
         failed = [r for r in run.results if r.ok is not True]
-        record["message"] = _failure_message(run, failed) if failed else \
+        record.message = _failure_message(run, failed) if failed else \
             f"{len(run.results)} check(s) passed"
         sig = signature(run.results)
-        record["signature"] = sig
-        record["verdict"] = state.expected.apply(case.id, verdict, sig).value
+        record.signature = sig
+        record.verdict = state.expected.apply(case.id, verdict, sig).value
     except Inconclusive as exc:
-        record.update(verdict=Verdict.INCONCLUSIVE.value, message=str(exc))
+        record.conclude(Verdict.INCONCLUSIVE.value, str(exc))
     except DeviceCrashed as exc:
-        record.update(verdict=Verdict.ERROR.value, message=f"{exc}; last log lines:\n"
+        record.conclude(Verdict.ERROR.value, f"{exc}; last log lines:\n"
                       + "\n".join(exc.last_log[-10:]))
     except (LabError, SuiteError, OSError) as exc:
-        record.update(verdict=Verdict.ERROR.value, message=f"{type(exc).__name__}: {exc}")
+        record.conclude(Verdict.ERROR.value, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug of the suite: ERROR with the traceback, never a FAIL
-        record.update(verdict=Verdict.ERROR.value, message="suite error: " +
+        record.conclude(Verdict.ERROR.value, "suite error: " +
                       "".join(traceback.format_exception(exc))[-1500:])
     finally:
-        record["duration"] = round(time.time() - started, 3)
+        record.duration = round(time.time() - started, 3)
         if run is not None:
-            record["checks"] = [r.to_dict() for r in run.results]
-            record["trace"] = [t.to_dict() for t in run.trace]
-            record["waited"] = round(run.waited, 3)
+            record.checks = [r.to_dict() for r in run.results]
+            record.trace = [t.to_dict() for t in run.trace]
+            record.waited = round(run.waited, 3)
         _save_case_evidence(record, evidence_dir, allure)
     return record
 
@@ -347,10 +345,10 @@ def _failure_message(run, failed) -> str:
 def _save_case_evidence(record, evidence_dir: Path, allure) -> None:
     evidence_dir.mkdir(parents=True, exist_ok=True)
     path = evidence_dir / "case.json"
-    path.write_text(json.dumps(record, indent=2, default=str))
-    record["evidence"]["record"] = str(path)
+    record.evidence["record"] = str(path)
+    path.write_text(json.dumps(record.to_dict(), indent=2, default=str))
     if allure:
-        for key, value in record["evidence"].items():
+        for key, value in record.evidence.items():
             if isinstance(value, str) and key.startswith("pcap_") and Path(value).exists():
                 allure.attach.file(value, name=key[5:] + ".pcap",
                                    attachment_type="application/vnd.tcpdump.pcap",
@@ -358,9 +356,9 @@ def _save_case_evidence(record, evidence_dir: Path, allure) -> None:
             elif key == "device_log":
                 allure.attach.file(value, name="device log",
                                    attachment_type=allure.attachment_type.TEXT)
-        allure.attach(json.dumps(record["checks"], indent=2), name="checks and decoded "
+        allure.attach(json.dumps(record.checks, indent=2), name="checks and decoded "
                       "messages", attachment_type=allure.attachment_type.JSON)
-        allure.attach(record["message"], name="verdict " + str(record["verdict"]),
+        allure.attach(record.message, name="verdict " + str(record.verdict),
                       attachment_type=allure.attachment_type.TEXT)
 
 
@@ -409,8 +407,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if isinstance(item, CaseItem) and item.record is not None and call.when == "call":
-        report.dsmip4_record = item.record
-        report.user_properties.append(("verdict", item.record["verdict"]))
+        report.dsmip4_record = item.record.to_dict()
+        report.user_properties.append(("verdict", item.record.verdict))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -106,12 +106,12 @@ def refused_valid_registration(run: CaseRun, step: Step, sent: dict, message) ->
     raise DeviceDidNotProvide(f"{where}; a valid registration must be accepted")
 
 
-@step("expect_reply", subject="reply", checks=list, accept=list, to=str)
+@step("expect_reply", subject="reply", checks=list, accept=list)
 def expect_reply(run: CaseRun, step: Step) -> None:
     """The device's reply to the last request, seen on its own link and matched by
     identification."""
     spec = step.spec
-    sent = run.saved(spec.get("to", LAST_SENT))
+    sent = run.saved(LAST_SENT)
     timeout = run.timeout(step, "reply_timeout")
     packet = run.reply_from_device(sent, timeout)
     if packet is None:
@@ -308,19 +308,21 @@ def expect_no_request(run: CaseRun, step: Step) -> None:
                f"{timeout:.1f} s", "nothing" if packet is None else "a request")
 
 
-@step("reply", subject=None, fields=dict[str, Any], extensions=list, fa_ha_auth=str,
-      to=str)
+@step("reply", subject=None, fields=dict[str, Any], extensions=list, fa_ha_auth=str)
 def reply(run: CaseRun, step: Step) -> None:
     """The suite as HA answers a request it received (from the MN under test, or relayed by
     the FA under test)."""
     spec = step.spec
-    saved = run.saved(spec.get("to", "request"))
+    saved = run.saved("request")
     request = saved["message"]
     fields = run.resolve(spec.get("fields") or {})
     exts = [extension(run, item) for item in spec.get("extensions") or []]
     keys = {32: bytes.fromhex(fields["key"]) if "key" in fields else run.key}
     exts.append(AuthExtension(32, run.spi))
-    fa_ha = spec.get("fa_ha_auth")
+    # An FA under test that shares a security association with its HA (its PICS says so) is
+    # answered as that HA would: with a valid FA-HA authenticator unless the case says otherwise.
+    fa_ha = spec.get("fa_ha_auth", "valid" if run.case.role == "fa" and run.session.profile_for(
+        "fa").claims("fa-ha-authentication") else None)
     if fa_ha is not None:
         # As an HA with a security association with the FA under test (RFC 3344 §3.5.4);
         # "invalid" signs with a key the FA does not hold.
