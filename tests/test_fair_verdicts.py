@@ -294,3 +294,28 @@ def test_unknown_selections_exit_2_naming_the_closest(args, code, text):
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", *args],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == code and text in proc.stderr
+
+
+def test_report_counts_requirements_by_level_and_lists_paraphrased_entries(tmp_path):
+    from conformance.reports.writer import write_reports
+    from conformance.suite.verdict import ExpectedFailures
+
+    checks = [{"check": "c", "ok": False, "requirements": ["RFC5454-3.3-02"], "expected": "e",
+               "actual": "a", "step": 0, "detail": ""},
+              {"check": "d", "ok": True, "requirements": ["RFC3344-1.9-02"], "expected": "e",
+               "actual": "a", "step": 0, "detail": ""}]
+    case = {"id": "X-1", "title": "t", "file": "testcases/x.yaml", "role": "ha",
+            "section": "3.3", "requirements": ["RFC5454-3.3-03"], "purpose": "Ensure that x",
+            "pics": [], "verdict": "NON-STRICT", "message": "m", "checks": checks, "trace": [],
+            "evidence": {}, "waited": 0, "duration": 1.0, "rerun": "r", "steps": []}
+    state = SimpleNamespace(out=tmp_path, cases=[case], catalog=CATALOG, started=0.0,
+                            profiles={}, explicit_duts=False, run_id="r", testbed=None,
+                            expected=ExpectedFailures(), strict=False)
+    summary = write_reports(state)
+    assert summary["by_level"] == {"SHOULD": {"NON-STRICT": 1}, "MUST": {"PASS": 1}}
+    results = __import__("json").loads((tmp_path / "results.json").read_text())
+    assert results["paraphrased"] == ["RFC3344-1.9-02"]
+    verdicts = {r["id"]: r["verdict"] for r in results["requirements"]}
+    assert verdicts["RFC5454-3.3-03"] == "NOT-RUN"  # no check carried it
+    assert verdicts["RFC5454-2.1-F1"] == "NOT-TESTED-ROLE"  # MN only, HA-only run
+    assert "Paraphrased requirements" in (tmp_path / "report.html").read_text()

@@ -123,3 +123,20 @@ def test_cases_spread_over_two_labs_with_xdist(tmp_path):
     finally:
         for lab in labs:
             lab.down()
+
+
+PROFILES = sorted((ROOT / "fixtures/profiles").glob("*.yaml")) + \
+    sorted((ROOT / "fixtures/profiles/variants").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_every_shipped_profile_runs_standalone_without_a_fail(tmp_path, profile):
+    """Each shipped profile, alone under test in its role, with the peers the suite brings:
+    nothing FAILs, errs or stays inconclusive (the FA-HA variant's HA peer signs its replies)."""
+    from conformance.lab.profile import load_profile
+
+    role = load_profile(profile).role
+    proc, results, _ = dsmip4_run(tmp_path, "--dut", str(profile), "--role", role)
+    assert results is not None, proc.stderr[-2000:]
+    bad = {k: v for k, v in verdicts(results).items() if v not in ("PASS", "NOT-APPLICABLE")}
+    assert bad == {} and proc.returncode == 0, proc.stdout[-3000:]

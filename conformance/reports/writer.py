@@ -82,6 +82,10 @@ def write_reports(state) -> dict:
                        else None, "start": _iso(state.started), "end": _iso(ended),
                        "expected_failures": state.expected.path, "strict": state.strict},
                "summary": summary, "cases": cases, "requirements": requirements,
+               # Entries whose text paraphrases an RFC not shipped here: a reader checks them
+               # against the cited section before relying on a verdict about them.
+               "paraphrased": [r["id"] for r in requirements
+                               if not r.get("quoted", True) and r["cases"]],
                "manifest": manifest}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     _junit(out / "junit.xml", cases, summary)
@@ -184,6 +188,15 @@ def render_html(results: dict) -> str:
                      f"{e(r['rfc'])} §{e(r['section'])}</small></td><td>{e(r['level'])}</td>"
                      f"<td>{e(', '.join(r['roles']))}</td><td>{e(r['text'])}</td>"
                      f"<td>{_v(r['verdict'])}</td><td>{cases}</td></tr>")
+    paraphrased = [r for r in results["requirements"] if r["id"] in results["paraphrased"]]
+    if paraphrased:
+        parts.append("</table><h2>Paraphrased requirements</h2><p>These entries paraphrase "
+                     "the cited section of an RFC that RFC 5454 relies on; check them against "
+                     "that section before relying on their verdicts.</p><table><tr><th>"
+                     "Requirement</th><th>Text</th><th>Verdict</th></tr>" + "".join(
+                         f"<tr><td><a href='#req-{e(r['id'])}'>{e(r['id'])}</a><br><small>RFC "
+                         f"{e(r['rfc'])} §{e(r['section'])}</small></td><td>{e(r['text'])}</td>"
+                         f"<td>{_v(r['verdict'])}</td></tr>" for r in paraphrased))
     parts.append("</table><h2>Test cases</h2>")
     for c in results["cases"]:
         seq = "".join(f"<tr><td>{i + 1}</td><td>{e(t['from'])}</td><td class='arrow'>→</td>"
