@@ -319,3 +319,18 @@ def test_report_counts_requirements_by_level_and_lists_paraphrased_entries(tmp_p
     assert verdicts["RFC5454-3.3-03"] == "NOT-RUN"  # no check carried it
     assert verdicts["RFC5454-2.1-F1"] == "NOT-TESTED-ROLE"  # MN only, HA-only run
     assert "Paraphrased requirements" in (tmp_path / "report.html").read_text()
+
+
+def test_answering_a_prefix_request_the_mn_never_sent_ends_the_case_with_its_failure():
+    from conformance.codec import RegistrationRequest
+    from conformance.suite.verdict import CheckResult
+
+    request = RegistrationRequest(0, 600, HOA, HA, FA, 1, [AuthExtension(32, 256)])
+    payload = encode(request, {32: KEY})
+    run = CaseRun(FakeLab(lambda *a: []), case(
+        [("reply", {"extensions": [{"prefix-reply": {"request": 1, "code": 0}}]}),
+         ("send_ipv6", {"dst": "2001:db8::1"})], role="mn"))
+    run.vars["request"] = {"message": decode(payload), "payload": payload, "src": HOA}
+    run.results.append(CheckResult("requested_prefixes", False, ["RFC5454-3.1-01"], "2", "0"))
+    run_case(run)
+    assert "not run" in run.trace[-1].what and judge(run.results, CATALOG) == Verdict.FAIL

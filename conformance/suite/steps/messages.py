@@ -17,6 +17,7 @@ from conformance.codec.packets import (
     IPv6, addr6, icmpv6_packet, parse_udp, tunnel_link_local, udp6_packet, upper_layer,
 )
 from conformance.codec.tunnel import set_ipv6_ecn
+from conformance.errors import DeviceDidNotProvide
 from conformance.suite.checks import _inner6
 
 # Extensions a correct device must accept when built as the case writes them: a request made
@@ -60,7 +61,12 @@ def extension(run, item):
             reply = PrefixReply(int(spec.get("code", 0)), int(spec["length"]),
                                 prefix_bytes(spec["raw_prefix"]))
         elif "request" in spec:
-            reply = PrefixReply.answering(request.prefix_requests[int(spec["request"])],
+            index = int(spec["request"])
+            if index >= len(request.prefix_requests):
+                raise DeviceDidNotProvide(f"prefix request #{index + 1} to answer: the "
+                                          f"device's request carries "
+                                          f"{len(request.prefix_requests)}")
+            reply = PrefixReply.answering(request.prefix_requests[index],
                                           int(spec.get("code", 0)))
         else:
             reply = PrefixReply.answering(PrefixRequest.of(spec["prefix"]),
@@ -118,6 +124,8 @@ def inner_packet(run, spec: dict) -> bytes:
                            dh.encode_dhcpv6(msg), hop_limit=1)
     if kind == "dhcpv6-reply":
         solicit = _inner6(run.saved(spec.get("to", "from_mn"))["message"])
+        if solicit is None:
+            raise DeviceDidNotProvide("a DHCPv6 Solicit to answer: the device tunnelled no IPv6")
         _, data = upper_layer(solicit)
         sport, _, body = parse_udp(data)
         asked = dh.decode_dhcpv6(body)
