@@ -97,7 +97,9 @@ def test_pics_absent_is_not_applicable_never_a_pass(tmp_path):
     path = tmp_path / "no-coa.yaml"
     path.write_text(yaml.safe_dump(data))
     proc, results, _ = dsmip4_run(tmp_path, "--dut", str(path), "--case", "HA-3.3-007")
-    assert proc.returncode == 0 and verdicts(results) == {"HA-3.3-007": "NOT-APPLICABLE"}
+    assert verdicts(results) == {"HA-3.3-007": "NOT-APPLICABLE"}
+    # A run in which nothing applies judged nothing: exit 4 saying why, never a green run.
+    assert proc.returncode == 4 and "PICS excludes all 1 selected case" in proc.stderr
 
 
 def test_cases_spread_over_two_labs_with_xdist(tmp_path):
