@@ -93,6 +93,9 @@ class Profile:
     faults: list[str] = field(default_factory=list)
 
     def claims(self, feature: str) -> bool:
+        """Whether the PICS claims `feature`; `!feature` asks that it does not."""
+        if feature.startswith("!"):
+            return not self.claims(feature[1:])
         return bool(self.pics.get(feature, False))
 
     def claims_all(self, features) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
+import yaml
+
 from conformance.codec import (
     PrefixReply, PrefixRequest, TunnelingMode, UDPTunnelRequest, extension_end,
     verify_authenticator,
@@ -33,6 +35,13 @@ def _codes(equals, in_, accept, reject, default):
 
 def _given(**fields) -> dict:
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _prefix_list(value) -> list[str]:
+    """A list of prefixes, as YAML text ("[a/64, b/48]") from a profile parameter or a list."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value) or []
+    return [str(v) for v in value]
 
 
 def _req_keys(request):
@@ -431,8 +440,12 @@ def no_binding(ctx, rows, home_address: Address4 = "$hoa"):
 
 @check("rows")
 def mn_prefixes(ctx, rows, accepted: dict | None = None, rejected: list[Prefix] = ()):
-    """MN state: which prefixes it holds and over which tunnel; the rest must not be held."""
-    held = {r["prefix"]: r.get("tunnel") for r in rows if r.get("accepted")}
+    """MN state: which prefixes it holds and over which tunnel; the rest must not be held,
+    except those the profile says the MN holds by configuration in implicit mode (RFC 5454
+    §1.4, parameter implicit_prefixes)."""
+    configured = _prefix_list(ctx.vars.get("dut_implicit_prefixes", []))
+    held = {r["prefix"]: r.get("tunnel") for r in rows if r.get("accepted")
+            and r["prefix"] not in configured}
     want = dict(accepted or {})
     problems = [f"{p}: {held.get(p)} instead of {t}" for p, t in want.items()
                 if held.get(p) != t]

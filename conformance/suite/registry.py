@@ -187,6 +187,10 @@ def check_problems(spec: dict, step_subject: str | None) -> list[tuple[str, str]
     for key, value in spec.items():
         if key in ("check", "requirements"):
             continue
+        if key == "pics":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append((key, "expected a list of PICS items (`!item`: not claimed)"))
+            continue
         if key not in kind.params:
             problems.append((key, f"unknown argument {key!r} for check {name}"
                                   f"{_suggest(key, kind.params)}; it takes "

@@ -150,7 +150,8 @@ class CaseRun:
         """One check on a subject the device provided. A device's malformed bytes are its
         violation (ok False, with the offset); any other exception is the suite's (ERROR)."""
         args = {k: self.resolve(v) for k, v in spec.items() if k not in ("check",
-                                                                           "requirements")}
+                                                                           "requirements",
+                                                                           "pics")}
         try:
             return call_check(spec["check"], self, subject, args)
         except DecodeError as exc:
@@ -161,8 +162,16 @@ class CaseRun:
             raise self.error(step, f"check {spec['check']} could not be evaluated: "
                              f"{type(exc).__name__}: {exc}") from exc
 
+    def applies(self, spec: dict) -> bool:
+        """A check with `pics:` judges only a device whose PICS matches (where the RFC lets a
+        device choose, e.g. the static or the dynamic tunnel MTU method)."""
+        profile = self.session.profile_for(self.case.role)
+        return all(profile.claims(p) for p in spec.get("pics") or [])
+
     def run_checks(self, step: Step, subject, checks) -> None:
         for spec in checks or []:
+            if not self.applies(spec):
+                continue
             ok, expected, actual = self.evaluate(step, subject, spec)
             self.record(step, spec["check"], ok, expected, actual, spec.get("requirements"))
 
