@@ -334,3 +334,18 @@ def test_answering_a_prefix_request_the_mn_never_sent_ends_the_case_with_its_fai
     run.results.append(CheckResult("requested_prefixes", False, ["RFC5454-3.1-01"], "2", "0"))
     run_case(run)
     assert "not run" in run.trace[-1].what and judge(run.results, CATALOG) == Verdict.FAIL
+
+
+def test_section_is_each_cases_own():
+    cases = {c.id: c for path in (ROOT / "testcases").glob("rfc*.yaml")
+             for c in load_case_file(path, CATALOG)}
+    assert cases["HA-3.6-001"].section == "3.6"  # lives in rfc5454-3.3.2-ha.yaml
+    assert cases["HA-4213-001"].section == "4213"
+    assert cases["HA-3.3.2-001"].section == "3.3.2"
+
+
+def test_pytest_without_a_testbed_is_not_a_green_run():
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "testcases"), "-p",
+                           "conformance.suite.plugin", "-q", "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 4 and "no --testbed" in proc.stderr + proc.stdout

@@ -6,6 +6,7 @@ the file, the case id and the YAML path, so a test author fixes them in one pass
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from conformance.yamlfile import YamlError, line_of, load_yaml
 
 ROLES = ("ha", "mn", "fa")
 TOPOLOGIES = ("fa", "colocated")
+
+
+def own_section(case_id: str) -> str | None:
+    """The section a case id names (HA-3.6-004 -> 3.6, HA-3344-001 -> 3344), if it names one:
+    a file may hold cases of several sections, and --section selects by the case's own."""
+    match = re.fullmatch(r"[A-Z]+-(\d+(?:\.\d+)*)-(?:[A-Z]+-)?\d+", case_id)
+    return match.group(1) if match else None
 
 
 class CaseFileError(YamlError):
@@ -166,7 +174,8 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
         role = raw.get("role", file_role)
         cases.append(TestCase(str(cid), str(raw.get("title", "")), list(reqs), role, purpose,
                               list(pics), topology, dict(raw.get("parameters") or {}), steps,
-                              str(path), str(raw.get("section", file_section)), line_of(raw),
+                              str(path), str(raw.get("section") or own_section(str(cid))
+                                             or file_section), line_of(raw),
                               raw.get("seed")))
     if problems:
         raise CaseFileError(path, problems)

@@ -33,6 +33,10 @@ class Hex(str):
     """Bytes written as hexadecimal digits."""
 
 
+# Text values with a form of their own: how to parse each, and what it is called.
+TEXT_FORMS = {Address4: (ipaddress.IPv4Address, "an IPv4 address"),
+              Address6: (ipaddress.IPv6Address, "an IPv6 address"),
+              Hex: (bytes.fromhex, "hexadecimal")}
 # What a check judges; a "message" check applies to requests and replies alike.
 SUBJECTS = {"reply", "request", "message", "packet", "packet6", "rows"}
 
@@ -148,23 +152,12 @@ def type_problem(value, hint) -> str | None:
         except ValueError as exc:
             return f"{value!r} is not an IPv6 prefix address/0-128 ({exc})"
         return None if net.prefixlen <= 128 else f"{value!r}: length over 128"
-    if hint is Address4:
+    if hint in TEXT_FORMS:
+        parse, what = TEXT_FORMS[hint]
         try:
-            ipaddress.IPv4Address(str(value))
+            parse(str(value))
         except ValueError:
-            return f"{value!r} is not an IPv4 address"
-        return None
-    if hint is Address6:
-        try:
-            ipaddress.IPv6Address(str(value))
-        except ValueError:
-            return f"{value!r} is not an IPv6 address"
-        return None
-    if hint is Hex:
-        try:
-            bytes.fromhex(str(value))
-        except ValueError:
-            return f"{value!r} is not hexadecimal"
+            return f"{value!r} is not {what}"
         return None
     if hint is str:
         return None if isinstance(value, (str, int, float)) else f"expected text, got {value!r}"
