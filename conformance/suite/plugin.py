@@ -15,13 +15,11 @@ from pathlib import Path
 import pytest
 
 from conformance.catalog import load_catalog
+from conformance.errors import Inconclusive, LabError, SuiteError
 from conformance.lab.device import DeviceCrashed
-from conformance.lab.netns import LabError
-from conformance.lab.profile import load_profile
+from conformance.lab.profile import load_profile, reference_profile
 from conformance.lab.testbed import load_testbed
 from conformance.suite.model import CaseFileError, load_case_file
-from conformance.errors import Inconclusive, SuiteError
-from conformance.lab.profile import reference_profile
 from conformance.suite.record import CaseRecord
 from conformance.suite.session import Session
 from conformance.suite.steps import CaseRun, run_case
@@ -266,6 +264,9 @@ def execute(state: RunState, case) -> CaseRecord:
         dut = session.dut(case.role)
         if dut is not None:
             dut.check_alive()  # died during the case: an ERROR with its last log lines
+        if not run.results:
+            raise SuiteError("the case recorded no check: it judged nothing",
+                             file=case.file, case=case.id, line=case.line)
         verdict = judge(run.results, catalog)
         failed = [r for r in run.results if r.ok is not True]
         record.message = _failure_message(run, failed) if failed else \
