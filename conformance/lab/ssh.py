@@ -126,8 +126,10 @@ class SSHHost:
             if channel.recv_stderr_ready():
                 err += channel.recv_stderr(65536)
                 continue
-            if channel.exit_status_ready() and not channel.recv_ready() \
-                    and not channel.recv_stderr_ready():
+            # OpenSSH may send the exit status before the last stderr bytes: only the
+            # channel's EOF says both streams are complete.
+            if channel.exit_status_ready() and (channel.eof_received or channel.closed) \
+                    and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             if time.monotonic() > deadline:
                 channel.close()

@@ -55,8 +55,11 @@ def register(run: CaseRun, step: Step) -> None:
     dst = run.vars["ha"] if colocated else run.vars["fa"]
     run.mark_all()
     run.session.agent_for("mn").send_udp(src, dst, payload)
-    message = decode(payload)
-    run._payloads[id(message)] = payload
+    try:
+        message = decode(payload)  # None when the case damages the request on purpose
+        run._payloads[id(message)] = payload
+    except DecodeError:
+        message = None
     sent = {"message": message, "payload": payload, "src": src, "identification": ident,
             "marks": dict(run.marks), "valid": well_formed(items, fields)}
     run.vars[spec.get("save_as", "request")] = sent
@@ -93,7 +96,7 @@ def refused_valid_registration(run: CaseRun, step: Step, sent: dict, message) ->
     """A precondition registration was refused: when the suite built it valid and correctly
     signed, the refusal is the device's violation (FAIL naming the code), not an excuse."""
     where = f"step {step.index + 1}: registration rejected with code {message.code}"
-    if not sent.get("valid"):
+    if not sent.get("valid") or run.case.role != "ha":
         raise Inconclusive(f"{where}; the case needs it accepted")
     if message.code == 133:
         skew = abs((message.identification >> 32) - (ntp_time(time.time()) >> 32))
