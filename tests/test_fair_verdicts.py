@@ -16,7 +16,7 @@ import yaml
 
 from conformance.catalog import load_catalog
 from conformance.codec import (
-    AuthExtension, PrefixReply, PrefixRequest, RegistrationReply, decode, encode,
+    AuthExtension, PrefixReply, RegistrationReply, decode, encode,
 )
 from conformance.errors import DeviceDidNotProvide, NotDelivered, SuiteError
 from conformance.lab.agent import ipv4_udp, matches, summarize

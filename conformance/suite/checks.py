@@ -7,12 +7,11 @@ ids come from the test case; the check only judges.
 
 from __future__ import annotations
 
-import ipaddress
 
 import yaml
 
 from conformance.codec import (
-    PrefixReply, PrefixRequest, TunnelingMode, UDPTunnelRequest, extension_end,
+    PrefixRequest, TunnelingMode, UDPTunnelRequest, extension_end,
     verify_authenticator,
 )
 from conformance.codec.packets import parse_ipv4, parse_ipv6, text6
@@ -369,7 +368,7 @@ def tunnel_next_header(ctx, packet, equals: int):
 @check("packet")
 def dhcpv6_delegates(ctx, packet, prefix: Prefix):
     from conformance.codec import dhcpv6 as dh
-    from conformance.codec.packets import parse_udp, text6
+    from conformance.codec.packets import parse_udp
 
     inner = _inner6(packet)
     proto, data = _upper(inner) if inner else (None, b"")
