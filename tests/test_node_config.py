@@ -49,6 +49,17 @@ def test_reference_ha_matches_the_documented_setup():
     (GOOD_HA + "  - home_address: 203.0.113.11\n    spi: 256\n    key: aabb\n",
      "mobile_nodes[1].spi", "already used"),
     ("role: ha\naddress: [oops\n", "$", "YAML syntax"),
+    (GOOD_HA + "max_lifetime: 100000\n", "max_lifetime", "1 to 65535"),
+    (GOOD_HA.replace("spi: 256", "spi: 99999999999"), "mobile_nodes[0].spi", "32 bits"),
+    ("role: ha\naddress: 203.0.113.1\nmobile_nodes: []\n", "mobile_nodes", "at least one"),
+    (GOOD_HA.replace("[2001:db8:10::/48]", "[2001:db8:10::/48, 2001:db8:10::/48]"),
+     "mobile_nodes[0].allowed_prefixes", "listed twice"),
+    (GOOD_HA + "delegation_pool: 2001:db8::/32\n", "mobile_nodes[0].allowed_prefixes",
+     "overlaps the delegation pool"),
+    (GOOD_HA + "runtime:\n  control_socket: /no/such/folder/ha.sock\n",
+     "runtime.control_socket", "does not exist"),
+    ("role: mn\nhome_address: 203.0.113.10\nhome_agent: 203.0.113.1\nspi: 256\n"
+     "key: 00112233445566778899aabbccddeeff\nlifetime: 70000\n", "lifetime", "16 bits"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path, text, where, what):
     path = tmp_path / "node.yaml"

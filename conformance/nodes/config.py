@@ -147,7 +147,8 @@ def _runtime(path, node, where) -> Runtime:
     if node is None:
         return Runtime()
     r = _Reader(path, node, where)
-    rt = Runtime(control_socket=r.get("control_socket", str, None), log=r.get("log", str, None),
+    rt = Runtime(control_socket=r.get("control_socket", str, None, _folder_exists),
+                 log=r.get("log", str, None, _folder_exists),
                  tun=r.get("tun", str, None), tun_mtu=r.get("tun_mtu", _int, 1280),
                  multicast_interface=r.get("multicast_interface", str, None),
                  install_routes=r.get("install_routes", _bool, True),
@@ -157,8 +158,28 @@ def _runtime(path, node, where) -> Runtime:
     return rt
 
 
+def _folder_exists(value):
+    folder = Path(value).parent
+    return None if folder.is_dir() else f"its folder {folder} does not exist"
+
+
 def _positive(value):
     return None if value > 0 else "must be positive"
+
+
+def _lifetime(value):
+    return None if 0 < value <= 0xFFFF else \
+        "must be 1 to 65535 (the Lifetime field has 16 bits, RFC 3344 §3.3)"
+
+
+def _spi(value):
+    return None if 0 <= value <= 0xFFFFFFFF else \
+        "must fit in 32 bits (RFC 3344 §3.5.1)"
+
+
+def _distinct(value):
+    dups = sorted({str(n) for n in value if value.count(n) > 1})
+    return f"{', '.join(dups)} listed twice" if dups else None
 
 
 def _tunnel_mtu(value):
@@ -171,13 +192,22 @@ def _link_mtu(value):
 
 def _ha(path, r: _Reader, base) -> HAConfig:
     entries, seen_spi, seen_home = [], {}, {}
-    nodes = r.get("mobile_nodes", list)
+    nodes = r.get("mobile_nodes", list, check=lambda v: None if v else
+                  "configure at least one mobile node")
+    pool = r.get("delegation_pool", ipaddress.IPv6Network, None)
     static = PrefixTable()
     for i, raw in enumerate(nodes):
         m = _Reader(path, raw, f"mobile_nodes[{i}]")
-        entry = MobileNodeEntry(m.get("home_address", _ipv4), m.get("spi", _int), _key(m, base),
-                                m.get("allowed_prefixes", _networks, []),
-                                m.get("implicit_prefixes", _networks, []))
+        entry = MobileNodeEntry(m.get("home_address", _ipv4), m.get("spi", _int, check=_spi),
+                                _key(m, base),
+                                m.get("allowed_prefixes", _networks, [], _distinct),
+                                m.get("implicit_prefixes", _networks, [], _distinct))
+        for key, nets in (("allowed_prefixes", entry.allowed_prefixes),
+                          ("implicit_prefixes", entry.implicit_prefixes)):
+            inside = [str(n) for n in nets if pool is not None and n.overlaps(pool)]
+            if inside:
+                m.fail(key, f"{', '.join(inside)} overlaps the delegation pool {pool}, from "
+                       "which the HA hands out prefixes dynamically")
         m.finish()
         if entry.spi in seen_spi:
             m.fail("spi", f"SPI {entry.spi} is already used by mobile_nodes[{seen_spi[entry.spi]}]")
@@ -193,10 +223,9 @@ def _ha(path, r: _Reader, base) -> HAConfig:
                        f"mobile_nodes[{other}]")
             static.add(length, value, i)
         entries.append(entry)
-    pool = r.get("delegation_pool", ipaddress.IPv6Network, None)
     cfg = HAConfig(
         address=r.get("address", _ipv4), mobile_nodes=entries,
-        max_lifetime=r.get("max_lifetime", _int, 1800, _positive),
+        max_lifetime=r.get("max_lifetime", _int, 1800, _lifetime),
         replay_window=r.get("replay_window", float, 7.0, _positive),
         dsmip=r.get("dsmip", _bool, True), gre=r.get("gre", _bool, True),
         udp_tunnelling=r.get("udp_tunnelling", _bool, True),
@@ -225,7 +254,7 @@ def _fa(path, r: _Reader, base) -> FAConfig:
         associations[address] = (h.get("spi", _int), _key(h, base))
         h.finish()
     return FAConfig(address=r.get("address", _ipv4),
-                    max_lifetime=r.get("max_lifetime", _int, 1800, _positive),
+                    max_lifetime=r.get("max_lifetime", _int, 1800, _lifetime),
                     reverse_tunnel=r.get("reverse_tunnel", _bool, True),
                     gre=r.get("gre", _bool, True), home_agents=associations,
                     faults=r.get("faults", _faults(FA_FAULTS), frozenset()))
@@ -235,7 +264,7 @@ def _mn(path, r: _Reader, base) -> MNConfig:
     return MNConfig(home_address=r.get("home_address", _ipv4),
                     home_agent=r.get("home_agent", _ipv4), spi=r.get("spi", _int),
                     key=_key(r, base), prefixes=r.get("prefixes", _networks, []),
-                    lifetime=r.get("lifetime", _int, 1800, _positive),
+                    lifetime=r.get("lifetime", _int, 1800, _lifetime),
                     request_coa_tunnel=r.get("request_coa_tunnel", _bool, True),
                     dynamic_delegation=r.get("dynamic_delegation", _bool, False),
                     reverse_tunnel=r.get("reverse_tunnel", _bool, False),
