@@ -121,6 +121,10 @@ def test_reference_ha_as_device_answers_a_registration_through_the_fa(lab, tmp_p
             device.configure()
             device.start()
         assert ha.state("bindings") == []  # an empty table, read successfully
+        # The configuration holds MN-HA keys: readable by its owner only.
+        config = ha.render(ha.profile.config_path)
+        modes = hosts["ha"].run(f"stat -c %a {config} {hosts['ha'].spec.workdir}", 5).stdout
+        assert modes.split() == ["600", "700"]
         capture = agent.capture_start("eth0", "registration")
         mark = agent.listen("eth0")
         request = RegistrationRequest(0, 600, topology.HOA, topology.HA, topology.FA,

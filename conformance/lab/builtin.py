@@ -125,6 +125,7 @@ class BuiltinLab:
 
     def _up(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o700)  # private keys and device configurations live below
         self._save()
         topology.build(self.net)
         gateway = f"{self.mgmt.network_address + 1}/{self.mgmt.prefixlen}"

@@ -40,7 +40,8 @@ class Device:
 
     # ------------------------------------------------------------------ lifecycle
     def install(self) -> None:
-        self.host.run(f"mkdir -p {shlex.quote(self.host.spec.workdir)}", 10, check=True)
+        # Configurations hold MN-HA keys: the folder and the files are the owner's alone.
+        self.host.run(f"mkdir -p -m 0700 {shlex.quote(self.host.spec.workdir)}", 10, check=True)
         if self.profile.install:
             self.host.run(self.render(self.profile.install), 120, check=True)
 
@@ -48,7 +49,7 @@ class Device:
         self.params.update(params)
         if self.profile.config_template and self.profile.config_path:
             self.host.put_text(self.render(self.profile.config_template),
-                               self.render(self.profile.config_path))
+                               self.render(self.profile.config_path), mode=0o600)
 
     def start(self, timeout: float = 10.0) -> None:
         if self.log_path:
