@@ -112,9 +112,12 @@ def _cmd_lab(args) -> int:
                 print(info["testbed"])
             return 0
         if args.action == "down":
-            removed = builtin.lab_down(args.prefix)
+            removed, left = builtin.lab_down(args.prefix, all_labs=args.all)
             print(f"removed {len(removed)} lab(s)" + (f": {', '.join(removed)}" if removed
                                                       else ""))
+            if left:
+                print(f"left {len(left)} lab(s) whose run is still going: {', '.join(left)} "
+                      "(name one with --prefix, or use --all)")
             return 0
         labs = builtin.lab_status()
         if args.json:
@@ -202,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mgmt-subnet", help="management subnet (default: a free /27 of "
                    "198.51.100.0/24)")
     p.add_argument("--prefix", help="with down: only the lab with this prefix")
+    p.add_argument("--all", action="store_true", help="with down: also labs whose run is "
+                   "still going (by default only stale labs are removed)")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")

@@ -183,6 +183,12 @@ def test_cli_lab_up_status_down_and_sigkilled_keeper_is_cleaned_up():
         status = _cli("lab", "status", "--json")
         labs = {lab["prefix"]: lab for lab in json.loads(status.stdout)}
         assert labs[info["prefix"]]["state"] == "up"
+        # A plain `lab down` leaves a lab whose run is still going, and says so.
+        down = _cli("lab", "down")
+        assert down.returncode == 0 and info["prefix"] in down.stdout and "left" in down.stdout
+        assert {lab["prefix"]: lab for lab in builtin.lab_status()}[info["prefix"]]["state"] \
+            == "up"
+        assert other.net.ns("ha") in run("ip", "netns", "list").stdout
         os.kill(info["keeper"], signal.SIGKILL)
         wait_for(lambda: {lab["prefix"]: lab for lab in builtin.lab_status()}[info["prefix"]]
                  ["state"] == "stale", 5, "the killed lab to show as stale")
@@ -201,3 +207,11 @@ def test_management_subnet_collision_is_a_clear_error(lab):
     with pytest.raises(LabError, match="--mgmt-subnet") as info:
         builtin.choose_mgmt_subnet(str(built.mgmt))
     assert str(built.mgmt) in str(info.value)
+
+
+def test_lab_down_removes_only_stale_labs_unless_told():
+    labs = [{"prefix": "d4aaaa", "owner_alive": True}, {"prefix": "d4bbbb", "owner_alive": False}]
+    names = lambda chosen: [lab["prefix"] for lab in chosen]  # noqa: E731
+    assert names(builtin.removable(labs, None, False)) == ["d4bbbb"]
+    assert names(builtin.removable(labs, None, True)) == ["d4aaaa", "d4bbbb"]
+    assert names(builtin.removable(labs, "d4aaaa", False)) == ["d4aaaa"]

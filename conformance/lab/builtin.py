@@ -281,12 +281,22 @@ def lab_up(mgmt_subnet: str | None = None, timeout: float = 30.0) -> dict:
     return answer
 
 
-def lab_down(prefix: str | None = None, timeout: float = 10.0) -> list[str]:
-    """Remove our labs (one by prefix, or all): ask live keepers, destroy stale ones."""
+def removable(labs: list[dict], prefix: str | None, all_labs: bool) -> list[dict]:
+    """Which labs `lab down` removes: the one named, every one with --all, and otherwise only
+    stale labs (owner gone). A live lab belongs to a run in progress: never by default."""
+    if prefix:
+        return [lab for lab in labs if lab["prefix"] == prefix]
+    return [lab for lab in labs if all_labs or not lab["owner_alive"]]
+
+
+def lab_down(prefix: str | None = None, timeout: float = 10.0,
+             all_labs: bool = False) -> tuple[list[str], list[str]]:
+    """Remove our labs (see `removable`): ask live keepers to stop, destroy stale ones.
+    Returns (removed, left alone)."""
+    labs = existing_labs()
+    chosen = removable(labs, prefix, all_labs)
     removed = []
-    for lab in existing_labs():
-        if prefix and lab["prefix"] != prefix:
-            continue
+    for lab in chosen:
         state = Path(lab["state_file"])
         if lab["owner_alive"] and lab["owner"] != os.getpid():
             try:
@@ -301,7 +311,8 @@ def lab_down(prefix: str | None = None, timeout: float = 10.0) -> list[str]:
             run("rm", "-rf", lab.get("dir", ""), f"/tmp/dsmip4-{lab['prefix']}", check=False)
             state.unlink(missing_ok=True)
         removed.append(lab["prefix"])
-    return removed
+    left = [lab["prefix"] for lab in labs if lab not in chosen]
+    return removed, left
 
 
 def lab_status() -> list[dict]:
