@@ -106,7 +106,9 @@ def run(args) -> int:
     summary = data["summary"]
     counts = summary["counts"]
     print()
-    print("DSMIPv4 conformance run " + data["run"]["id"])
+    print("DSMIPv4 conformance run " + data["run"]["id"]
+          + (" (INTERRUPTED: " + str(len(data["run"]["not_run"])) + " case(s) not run)"
+             if data["run"].get("interrupted") else ""))
     print("  verdicts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print("  requirements: " + ", ".join(f"{k} {v}" for k, v in
                                           sorted(summary["requirements"].items())))

@@ -80,7 +80,10 @@ def write_reports(state) -> dict:
                        "suite_version": __version__, "rfc": RFC,
                        "devices": duts, "testbed": state.testbed.to_dict() if state.testbed
                        else None, "start": _iso(state.started), "end": _iso(ended),
-                       "expected_failures": state.expected.path, "strict": state.strict},
+                       "expected_failures": state.expected.path, "strict": state.strict,
+                       "interrupted": bool(getattr(state, "interrupted", False)),
+                       "not_run": [cid for cid in getattr(state, "selected", [])
+                                   if cid not in {c["id"] for c in cases}]},
                "summary": summary, "cases": cases, "requirements": requirements,
                # Entries whose text paraphrases an RFC not shipped here: a reader checks them
                # against the cited section before relying on a verdict about them.
@@ -139,7 +142,8 @@ font-size:12px;white-space:nowrap} .counts span{margin-right:10px}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap;font-size:12px}
 .case{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;margin:14px 0}
 .seq td{font-family:ui-monospace,monospace;font-size:12px} .arrow{color:#57606a}
-small{color:#57606a} .grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+small{color:#57606a} .interrupted{background:#fff8c5;border:1px solid #bf8700;
+padding:8px 12px} .grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 """
 
 
@@ -169,6 +173,10 @@ def render_html(results: dict) -> str:
              f"<p>Suite {e(run['suite'])} {e(run['suite_version'])} · run {e(run['id'])} · "
              f"{e(run['start'])} → {e(run['end'])}</p>{devices}"
              f"<p>Testbed: {e(str((run.get('testbed') or {}).get('name')))}</p></header><main>",
+             (f"<p class='interrupted'><b>This run was interrupted</b>: "
+              f"{len(run['not_run'])} selected case(s) were not run: "
+              f"{e(', '.join(run['not_run']))}. Its verdicts certify nothing about them.</p>"
+              if run.get("interrupted") else ""),
              f"<h2>Certificate summary</h2><p class='counts'>{counts}</p>"
              f"<p>{summary['duration']:.1f} s in all, {summary['protocol_wait']:.1f} s of it "
              f"in protocol waits.</p><div class='grid'>"

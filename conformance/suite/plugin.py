@@ -76,6 +76,8 @@ class RunState:
         self.session_error: str | None = None
         self.cases: list[dict] = []
         self.seeds: dict[str, int] = {}
+        self.selected: list[str] = []  # case ids, to list what an interrupted run left undone
+        self.interrupted = False
 
     def lab(self) -> Session:
         if self.session is None:
@@ -148,6 +150,7 @@ def pytest_collection_modifyitems(session, config, items):
         # Skipping every case would be a green run that judged nothing.
         raise pytest.UsageError("no --testbed given: nothing to run the conformance cases "
                                 "against (dsmip4 run brings up the built-in lab)")
+    state.selected = [i.case.id for i in keep if isinstance(i, CaseItem)]
     # Cases of one role together: the lab switches the device under test once per role.
     order = {"ha": 0, "mn": 1, "fa": 2}
     keep.sort(key=lambda i: order.get(getattr(getattr(i, "case", None), "role", ""), 9))
@@ -371,6 +374,7 @@ def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
     if state is None:
         return
+    state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     if state.session is not None:
         state.session.close()
     if state.worker:

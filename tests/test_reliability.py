@@ -1,0 +1,59 @@
+"""Reliability (issue 13): an interrupted run says so in its reports and lists what it left
+undone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conformance.catalog import load_catalog
+from conformance.suite.verdict import ExpectedFailures
+from conformance.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_an_interrupted_runs_reports_say_so_and_list_the_cases_not_run(tmp_path):
+    from conformance.reports.writer import write_reports
+
+    case = {"id": "X-1", "title": "t", "file": "testcases/x.yaml", "role": "ha",
+            "section": "3.3", "requirements": ["RFC5454-3.3-03"], "purpose": "Ensure that x",
+            "pics": [], "verdict": "PASS", "message": "m", "checks": [], "trace": [],
+            "evidence": {}, "waited": 0, "duration": 1.0, "rerun": "r", "steps": []}
+    state = SimpleNamespace(out=tmp_path, cases=[case], catalog=load_catalog(), started=0.0,
+                            profiles={}, explicit_duts=False, run_id="r", testbed=None,
+                            expected=ExpectedFailures(), strict=False, interrupted=True,
+                            selected=["X-1", "X-2", "X-3"])
+    write_reports(state)
+    run = json.loads((tmp_path / "results.json").read_text())["run"]
+    assert run["interrupted"] is True and run["not_run"] == ["X-2", "X-3"]
+    assert "This run was interrupted" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("DSMIP4_REQUIRE_TOOLS"),
+                    reason="needs root for the built-in lab")
+def test_ctrl_c_writes_a_report_that_says_the_run_was_interrupted(tmp_path):
+    out = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--role", "ha",
+                             "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=dict(os.environ,
+                                                               PYTHONPATH=str(ROOT)))
+    try:
+        wait_for(lambda: len(list(out.glob("evidence/*/case.json"))) >= 2, 120,
+                 "two cases to finish")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    run = json.loads((out / "results.json").read_text())["run"]
+    assert run["interrupted"] is True and run["not_run"]
+    assert "This run was interrupted" in (out / "report.html").read_text()
