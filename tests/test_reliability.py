@@ -57,3 +57,28 @@ def test_ctrl_c_writes_a_report_that_says_the_run_was_interrupted(tmp_path):
     run = json.loads((out / "results.json").read_text())["run"]
     assert run["interrupted"] is True and run["not_run"]
     assert "This run was interrupted" in (out / "report.html").read_text()
+
+
+def test_a_device_that_died_between_cases_is_restarted_and_the_case_still_runs():
+    from conformance.lab.device import DeviceCrashed
+    from conformance.suite.session import Session
+
+    class Dead:
+        def __init__(self, restart_works):
+            self.restart_works, self.resets = restart_works, 0
+
+        def ensure_running(self):
+            if not self.restart_works:
+                raise DeviceCrashed("ha did not start with `start-ha`: exited 1", ["boom"])
+            return {"time": 1.0, "last_log": ["killed"]}
+
+        def reset(self):
+            self.resets += 1
+    session = Session(testbed=None, dut_profiles={}, out_dir=Path("."))
+    session.active_role, session.devices = "ha", {"ha": Dead(True)}
+    assert session.ready_for("ha") is session.devices["ha"]
+    assert session.restarted == {"time": 1.0, "last_log": ["killed"]}
+    assert session.devices["ha"].resets == 1
+    session.devices = {"ha": Dead(False)}
+    with pytest.raises(DeviceCrashed, match="did not start with `start-ha`"):
+        session.ready_for("ha")

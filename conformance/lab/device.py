@@ -58,7 +58,8 @@ class Device:
         try:
             wait_for(self._healthy, timeout, f"{self.profile.name} to become healthy")
         except WaitTimeout as exc:
-            raise DeviceCrashed(f"{self.profile.name} did not start: {exc}",
+            raise DeviceCrashed(f"{self.profile.name} did not start with "
+                                f"`{self.render(self.profile.start)}`: {exc}",
                                 self.last_log()) from exc
 
     def _healthy(self) -> bool:
@@ -86,8 +87,9 @@ class Device:
             self.start()
 
     # ------------------------------------------------------------------ health and crashes
-    def check_alive(self) -> None:
-        """Raise DeviceCrashed (after restarting the device) when it died or stopped answering."""
+    def ensure_running(self) -> dict | None:
+        """Restart the device if it died or stopped answering; the crash record when it had
+        to (DeviceCrashed only when the restart itself fails)."""
         try:
             healthy = self._healthy()
         except DeviceCrashed as exc:
@@ -96,13 +98,20 @@ class Device:
         else:
             last = None
         if healthy:
-            return
-        last = last if last is not None else self.last_log()
-        self.crashes.append({"time": time.time(), "last_log": last})
+            return None
+        crash = {"time": time.time(),
+                 "last_log": last if last is not None else self.last_log()}
+        self.crashes.append(crash)
         self.stop()
         self.start()
-        raise DeviceCrashed(f"{self.profile.name} died or stopped answering; restarted",
-                            last)
+        return crash
+
+    def check_alive(self) -> None:
+        """Raise DeviceCrashed (after restarting the device) when it died or stopped answering."""
+        crash = self.ensure_running()
+        if crash is not None:
+            raise DeviceCrashed(f"{self.profile.name} died or stopped answering; restarted",
+                                crash["last_log"])
 
     def last_log(self, lines: int = 20) -> list[str]:
         path = self.log_path or self.stdout_log

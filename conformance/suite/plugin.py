@@ -234,6 +234,10 @@ def execute(state: RunState, case) -> CaseRecord:
         session = state.lab()
         dut = session.ready_for(case.role)
         run = CaseRun(session, case)
+        if session.restarted is not None:
+            record.evidence["restarted_before_case"] = session.restarted
+            run.note("suite", f"DUT ({case.role.upper()})", "the device had died since the "
+                     "last case: restarted before this one")
         if dut is not None:
             record.evidence["bindings_before"] = _state(dut)
         captures = _captures_start(session, case)

@@ -71,6 +71,7 @@ class Session:
     devices: dict[str, Device] = field(default_factory=dict)  # running, by role
     watch: dict[str, tuple[str, str]] = field(default_factory=dict)  # link -> (host, iface)
     active_role: str | None = None
+    restarted: dict | None = None  # the crash found (and restarted) before the current case
     protocol_wait: float = 0.0
 
     def start(self) -> None:
@@ -134,8 +135,11 @@ class Session:
         if role == "mn" and "mn" in self.devices:
             self.devices.pop("mn").stop()
         dut = self.devices.get(role)
+        self.restarted = None
         if dut is not None:
-            dut.check_alive()  # a crash between cases is noticed here
+            # A device that died between cases is restarted and the case still runs: the
+            # crash is evidence, not this case's verdict (a failed restart is an ERROR).
+            self.restarted = dut.ensure_running()
             dut.reset()
         return dut
 
