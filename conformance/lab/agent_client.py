@@ -27,7 +27,7 @@ class Agent:
         self._next = 0
 
     def start(self) -> "Agent":
-        self.host.run(f"mkdir -p -m 0700 {shlex.quote(self.host.spec.workdir)}", 10, check=True)
+        self.host.run(self.host.workdir_command(), 10, check=True)
         self.host.put(str(AGENT_SOURCE), self.path)
         self.channel = self.host._transport().open_session()
         self.channel.exec_command(f"{self.host.spec.python} -u {shlex.quote(self.path)}")

@@ -40,8 +40,7 @@ class Device:
 
     # ------------------------------------------------------------------ lifecycle
     def install(self) -> None:
-        # Configurations hold MN-HA keys: the folder and the files are the owner's alone.
-        self.host.run(f"mkdir -p -m 0700 {shlex.quote(self.host.spec.workdir)}", 10, check=True)
+        self.host.run(self.host.workdir_command(), 10, check=True)
         if self.profile.install:
             self.host.run(self.render(self.profile.install), 120, check=True)
 

@@ -187,10 +187,16 @@ class SSHHost:
                  f"grep -q '^State:.*Z' /proc/{pid}/status 2>/dev/null && exit 0; "
                  f"sleep 0.02; done; kill -KILL {pid} 2>/dev/null; exit 0", timeout + 2)
 
+    def workdir_command(self) -> str:
+        """The shell command that makes the work folder, private to its owner: device
+        configurations in it hold MN-HA keys."""
+        workdir = shlex.quote(self.spec.workdir)
+        return f"mkdir -p {workdir} && chmod 0700 {workdir}"
+
     def health(self) -> dict:
         """What a lab host must offer before use: a shell, python3 and tcpdump."""
         result = self.run(f"echo ok; command -v {shlex.quote(self.spec.python)}; "
-                          f"command -v tcpdump; mkdir -p {shlex.quote(self.spec.workdir)}", 10)
+                          f"command -v tcpdump; {self.workdir_command()}", 10)
         lines = result.stdout.split()
         problems = []
         if "ok" not in lines:
