@@ -19,7 +19,7 @@ import yaml
 
 from conformance.lab import topology
 from conformance.lab.netns import (
-    STATE_DIR, LabError, Netns, cleanup_stale, destroy, existing_labs, run,
+    STATE_DIR, LabError, Netns, destroy, existing_labs, run,
 )
 from conformance.waiting import WaitTimeout, wait_for
 
@@ -100,7 +100,7 @@ class BuiltinLab:
         if not Path(SSHD).exists():
             raise LabError(f"{SSHD} is missing: install openssh-server (make setup does it as "
                            f"root)")
-        self.removed_stale = cleanup_stale()
+        self.removed_stale = remove_stale()
         self.mgmt = choose_mgmt_subnet(mgmt_subnet)
         self.net = Netns()
         self.dir = STATE_DIR / self.net.prefix
@@ -281,6 +281,27 @@ def lab_up(mgmt_subnet: str | None = None, timeout: float = 30.0) -> dict:
     return answer
 
 
+def _remove(lab: dict) -> None:
+    """Everything a lab made: namespaces, links, bridges, and its folders (private keys and
+    device configurations live there)."""
+    destroy(lab["prefix"], lab.get("namespaces", []), lab.get("root_links", []))
+    for bridge in lab.get("bridges", []):
+        if bridge.startswith(lab["prefix"]):
+            run("ip", "link", "del", bridge, check=False)
+    folders = {str(STATE_DIR / lab["prefix"]), lab.get("dir") or "",
+               f"/tmp/dsmip4-{lab['prefix']}"} - {""}
+    run("rm", "-rf", *sorted(folders), check=False)
+    Path(lab["state_file"]).unlink(missing_ok=True)
+
+
+def remove_stale() -> list[str]:
+    """Remove the labs whose owner process is gone; return their prefixes."""
+    stale = [lab for lab in existing_labs() if not lab["owner_alive"]]
+    for lab in stale:
+        _remove(lab)
+    return [lab["prefix"] for lab in stale]
+
+
 def removable(labs: list[dict], prefix: str | None, all_labs: bool) -> list[dict]:
     """Which labs `lab down` removes: the one named, every one with --all, and otherwise only
     stale labs (owner gone). A live lab belongs to a run in progress: never by default."""
@@ -305,11 +326,7 @@ def lab_down(prefix: str | None = None, timeout: float = 10.0,
             except (ProcessLookupError, WaitTimeout):
                 pass
         if state.exists():
-            destroy(lab["prefix"], lab.get("namespaces", []), lab.get("root_links", []))
-            for bridge in lab.get("bridges", []):
-                run("ip", "link", "del", bridge, check=False)
-            run("rm", "-rf", lab.get("dir", ""), f"/tmp/dsmip4-{lab['prefix']}", check=False)
-            state.unlink(missing_ok=True)
+            _remove(lab)
         removed.append(lab["prefix"])
     left = [lab["prefix"] for lab in labs if lab not in chosen]
     return removed, left

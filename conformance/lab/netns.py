@@ -161,18 +161,3 @@ def existing_labs() -> list[dict]:
             data["state_file"] = str(path)
             labs.append(data)
     return labs
-
-
-def cleanup_stale() -> list[str]:
-    """Remove labs whose owner process is gone; return their prefixes."""
-    removed = []
-    for lab in existing_labs():
-        if lab["owner_alive"]:
-            continue
-        destroy(lab["prefix"], lab.get("namespaces", []), lab.get("root_links", []))
-        for bridge in lab.get("bridges", []):
-            if bridge.startswith(lab["prefix"]):
-                run("ip", "link", "del", bridge, check=False)
-        Path(lab["state_file"]).unlink(missing_ok=True)
-        removed.append(lab["prefix"])
-    return removed
