@@ -14,7 +14,7 @@ from conformance.codec.ntp import ntp_time
 from conformance.codec.packets import parse_ipv4
 from conformance.errors import DeviceDidNotProvide, Inconclusive, NotDelivered
 from conformance.suite.model import Step
-from conformance.suite.registry import Hex, step
+from conformance.suite.registry import step
 from conformance.suite.steps.context import (
     REPLY, REQUEST, Absent, CaseRun, answers, udp_payload,
 )
@@ -358,4 +358,4 @@ def reply(run: CaseRun, step: Step) -> None:
 
 
 __all__ = ["register", "expect_reply", "robustness", "expect_request", "expect_relayed",
-           "expect_no_request", "reply", "Hex"]
+           "expect_no_request", "reply"]
