@@ -47,6 +47,12 @@ def udp_payload(packet: bytes) -> bytes:
     return packet[ihl + 8:]
 
 
+def udp_source(packet: bytes) -> tuple[str, int]:
+    """Source address and port of a UDP packet: where an answer to it goes."""
+    ihl = (packet[0] & 15) * 4
+    return parse_ipv4(packet).src, int.from_bytes(packet[ihl:ihl + 2], "big")
+
+
 def identification_of(payload: bytes) -> int | None:
     """The identification of a registration request or reply, from its fixed header."""
     if len(payload) >= 24 and payload[0] == REQUEST:
@@ -257,9 +263,8 @@ class CaseRun:
             self.vars[name] = Absent(f"the message in step {step.index + 1} was malformed")
             return None
         self._payloads[id(message)] = payload
-        self.vars[name] = {"message": message, "payload": payload,
-                           "src": parse_ipv4(packet).src,
-                           "sport": int.from_bytes(packet[(packet[0] & 15) * 4:][:2], "big"),
+        src, sport = udp_source(packet)
+        self.vars[name] = {"message": message, "payload": payload, "src": src, "sport": sport,
                            "identification": message.identification,
                            "marks": dict(self.marks)}
         return message

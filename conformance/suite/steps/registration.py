@@ -16,7 +16,7 @@ from conformance.errors import DeviceDidNotProvide, Inconclusive, NotDelivered
 from conformance.suite.model import Step
 from conformance.suite.registry import step
 from conformance.suite.steps.context import (
-    REPLY, REQUEST, Absent, CaseRun, answers, udp_payload,
+    REPLY, REQUEST, Absent, CaseRun, answers, udp_payload, udp_source,
 )
 from conformance.suite.steps.messages import ROBUSTNESS_KINDS, extension, malformed, well_formed
 
@@ -271,9 +271,8 @@ def expect_request(run: CaseRun, step: Step) -> None:
         if relayed is None:
             raise NotDelivered("the reference FA did not relay the MN's request to the suite's "
                                "HA; later steps cannot judge the MN")
-        ihl = (relayed[0] & 15) * 4
-        run.vars["request"].update(src=parse_ipv4(relayed).src,
-                                   sport=int.from_bytes(relayed[ihl:ihl + 2], "big"))
+        src, sport = udp_source(relayed)
+        run.vars["request"].update(src=src, sport=sport)
 
 
 @step("expect_relayed", subject="request", checks=list, save_as=str)
