@@ -56,3 +56,8 @@ def test_a_catch_needs_a_failing_check_mapped_to_the_broken_requirement():
     assert selftest._caught({"cases": [case("FAIL", False, ["R-2"])]}, ["R-1"]) == []
     assert selftest._caught({"cases": [case("PASS", True, ["R-1"])]}, ["R-1"]) == []
     assert selftest._caught({"cases": [case("ERROR", False, ["R-1"])]}, ["R-1"]) == []
+    # A check that could not be judged (a peer dropped the message) is not a catch, even in a
+    # case that failed on another requirement.
+    unjudged = case("FAIL", None, ["R-1"])
+    unjudged["checks"].append({"ok": False, "requirements": ["R-2"]})
+    assert selftest._caught({"cases": [unjudged]}, ["R-1"]) == []

@@ -210,7 +210,7 @@ def render_html(results: dict) -> str:
         seq = "".join(f"<tr><td>{i + 1}</td><td>{e(t['from'])}</td><td class='arrow'>→</td>"
                       f"<td>{e(t['to'])}</td><td>{e(t['what'])}</td></tr>"
                       for i, t in enumerate(c.get("trace", [])))
-        checks = "".join(f"<tr><td>{'✔' if k['ok'] else '✘'}</td><td>{e(k['check'])}</td>"
+        checks = "".join(f"<tr><td>{ {True: '✔', False: '✘'}.get(k['ok'], '? not judged') }</td><td>{e(k['check'])}</td>"
                          f"<td>{e(', '.join(k['requirements']))}</td><td>{e(k['expected'])}</td>"
                          f"<td>{e(str(k['actual']))}</td></tr>" for k in c.get("checks", []))
         evidence = "".join(f"<li>{e(k)}: <code>{e(str(v))}</code></li>"
