@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the conformance suite (default: built-in lab, "
                        "reference implementation in every role)")
     p.add_argument("--testbed", action="append", help="testbed file (default: the built-in lab)")
+    p.add_argument("--memory", action="store_true", help="no lab: the reference nodes in "
+                   "memory on a simulated clock (the suite's own fast check; reference "
+                   "profiles only)")
     p.add_argument("--dut", action="append", help="device profile under test, one per role")
     p.add_argument("--role", action="append", type=str.lower, choices=["ha", "mn", "fa"])
     p.add_argument("--requirement", action="append", help="only cases checking this id")

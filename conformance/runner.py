@@ -59,7 +59,7 @@ def run(args) -> int:
     lab = None
     testbeds = list(args.testbed or [])
     try:
-        if not testbeds:
+        if not testbeds and not args.memory:
             from conformance.lab.builtin import BuiltinLab
 
             print("dsmip4 run: bringing up the built-in lab ...", flush=True)
@@ -72,6 +72,8 @@ def run(args) -> int:
                 "--alluredir", str(out / "allure-results"), "-q", "-rN"]
         for tb in testbeds:
             argv += ["--testbed", tb]
+        if args.memory:
+            argv += ["--memory"]
         for dut in args.dut or []:
             argv += ["--dut", dut]
         for flag, values in (("--role", args.role), ("--requirement", args.requirement),

@@ -1,4 +1,5 @@
-"""Waiting on an observable condition with a deadline: the one polling loop of the project."""
+"""Waiting on an observable condition with a deadline: the one polling loop of the project,
+and the clock it runs on (the system's on a lab; a simulated one for the in-memory runner)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,26 @@ class WaitTimeout(TimeoutError):
     pass
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
+class SystemClock:
+    """Wall-clock time for timestamps, monotonic time for deadlines, real sleeps."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.02,
+             clock=SYSTEM_CLOCK):
     """Call predicate until it returns something truthy; raise WaitTimeout naming `what`."""
-    deadline = time.monotonic() + timeout
+    deadline = clock.monotonic() + timeout
     last_error = None
     while True:
         try:
@@ -20,7 +38,7 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
                 return value
         except (OSError, ValueError, KeyError) as exc:  # not ready yet (socket, parse)
             last_error = exc
-        if time.monotonic() >= deadline:
+        if clock.monotonic() >= deadline:
             detail = f" (last error: {last_error})" if last_error else ""
             raise WaitTimeout(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
-        time.sleep(interval)
+        clock.sleep(interval)

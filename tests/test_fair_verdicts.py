@@ -22,6 +22,7 @@ from conformance.errors import DeviceDidNotProvide, NotDelivered, SuiteError
 from conformance.lab.agent import ipv4_udp, matches, summarize
 from conformance.lab.profile import reference_profile
 from conformance.lab.topology import FA, FA_TRANSIT, HA, HOA
+from conformance.waiting import SYSTEM_CLOCK
 from conformance.suite.model import CaseFileError, Step, TestCase, load_case_file
 from conformance.suite.registry import CHECKS, STEPS
 from conformance.suite.steps import CaseRun, run_case
@@ -67,6 +68,7 @@ class FakeLab:
             "ha": HA, "fa": FA, "hoa": HOA, "coa": "203.0.113.70", "cn6": "2001:db8:ff::1",
             "fa_transit": FA_TRANSIT})
         self.watch = {link: (link, link) for link in ("foreign", "transit", "correspondent")}
+        self.clock = SYSTEM_CLOCK
 
     def put(self, link, packet):
         self.seq += 1

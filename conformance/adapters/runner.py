@@ -23,7 +23,7 @@ from conformance.nodes.config import NodeConfig
 from conformance.nodes.fa import ForeignAgent
 from conformance.nodes.ha import HomeAgent
 from conformance.nodes.mn import MobileNode
-from conformance.adapters import linux
+from conformance.adapters import control, linux
 
 MIP_PORT = 434
 
@@ -235,44 +235,12 @@ class NodeRunner:
             conn.close()
 
     def command(self, line: str) -> dict:
-        words = line.split()
-        if not words:
-            return {"error": "empty command"}
-        now = time.time()
-        cmd, args = words[0], words[1:]
-        engine = self.engine
-        if cmd == "status":
-            out = {"role": self.role, "time": now}
-            if self.role == "ha":
-                out.update(bindings=len(engine.bindings), stats=engine.stats)
-            elif self.role == "fa":
-                out.update(visitors=len(engine.visitors))
-            else:
-                out.update(engine.status(now))
-            return out
-        if cmd == "bindings" and self.role == "ha":
-            return {"bindings": engine.binding_table(now)}
-        if cmd == "visitors" and self.role == "fa":
-            return {"visitors": engine.visitor_list(now)}
-        if self.role == "mn":
-            actions = None
-            if cmd == "attach-fa" and len(args) == 1:
-                actions = engine.attach_fa(args[0], now)
-            elif cmd == "attach-colocated" and len(args) == 1:
-                actions = engine.attach_colocated(args[0], now)
-            elif cmd == "deregister":
-                actions = engine.deregister(now)
-            elif cmd == "home":
-                actions = engine.return_home(now)
-            elif cmd == "join" and len(args) == 1:
-                actions = engine.join_group(args[0], now)
-            if actions is not None:
-                self.apply(actions)
-                return {"ok": True, **engine.status(now)}
-        if cmd == "stop":
+        if line.strip() == "stop":
             self.running = False
             return {"ok": True}
-        return {"error": f"unknown command {line!r} for a {self.role}"}
+        reply, actions = control.answer(self.engine, self.role, line, time.time())
+        self.apply(actions)
+        return reply
 
     # ------------------------------------------------------------------ loop
     def start(self) -> None:
@@ -280,12 +248,7 @@ class NodeRunner:
                        self.config.engine.home_address, tun=self.tun_name,
                        control_socket=self.config.runtime.control_socket)
         if self.role == "mn":
-            attach = self.config.attach
-            now = time.time()
-            if attach.get("mode") == "fa":
-                self.apply(self.engine.attach_fa(attach["fa"], now))
-            elif attach.get("mode") == "colocated":
-                self.apply(self.engine.attach_colocated(attach["care_of_address"], now))
+            self.apply(control.attach_at_start(self.engine, self.config.attach, time.time()))
 
     def run(self) -> int:
         def stop(*_):

@@ -77,9 +77,8 @@ def identification_low_bits_echoed(ctx, reply, request: str = "request"):
 @check("reply")
 def identification_carries_ha_time(ctx, reply, within: int = 5):
     from conformance.codec.ntp import ntp_time
-    import time
 
-    skew = abs((reply.identification >> 32) - (ntp_time(time.time()) >> 32))
+    skew = abs((reply.identification >> 32) - (ntp_time(ctx.session.clock.time()) >> 32))
     return skew <= within, f"high 32 bits = the HA's time (within {within} s)", f"{skew} s off"
 
 
@@ -87,9 +86,8 @@ def identification_carries_ha_time(ctx, reply, within: int = 5):
 def identification_clock_offset(ctx, message, seconds: int, within: int = 3):
     """The identification's high 32 bits are `seconds` ahead of this machine's clock."""
     from conformance.codec.ntp import ntp_time
-    import time
 
-    off = (message.identification >> 32) - (ntp_time(time.time()) >> 32)
+    off = (message.identification >> 32) - (ntp_time(ctx.session.clock.time()) >> 32)
     return abs(off - seconds) <= within, f"timestamp {seconds} s ahead (the HA's clock)", \
         f"{off} s ahead"
 

@@ -35,6 +35,9 @@ def pytest_addoption(parser):
     g = parser.getgroup("dsmip4", "DSMIPv4 conformance")
     g.addoption("--testbed", action="append", default=[], help="testbed file (one per xdist "
                 "worker when given several)")
+    g.addoption("--memory", action="store_true", dest="dsmip4_memory",
+                help="run against the reference nodes in memory on a simulated clock (no "
+                "lab; reference profiles only)")
     g.addoption("--dut", action="append", default=[], help="device profile under test "
                 "(one per role); default: the reference HA, MN and FA")
     g.addoption("--role", action="append", default=[], help="only cases for this role")
@@ -65,6 +68,11 @@ class RunState:
         index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
         self.testbed_path = testbeds[index % len(testbeds)] if testbeds else None
         self.testbed = load_testbed(self.testbed_path) if self.testbed_path else None
+        self.memory = opt.dsmip4_memory
+        if self.memory:
+            from conformance.adapters.memory import memory_testbed
+
+            self.testbed = memory_testbed()
         self.profiles = {}
         for path in opt.dut:
             profile = load_profile(path)
@@ -84,7 +92,12 @@ class RunState:
             if self.session_error:
                 raise LabError(self.session_error)
             try:
-                self.session = Session(self.testbed, self.profiles, self.out)
+                if self.memory:
+                    from conformance.adapters.memory import MemorySession
+
+                    self.session = MemorySession(self.testbed, self.profiles, self.out)
+                else:
+                    self.session = Session(self.testbed, self.profiles, self.out)
                 self.session.start()
             except Exception as exc:  # the lab is unusable: every case is an ERROR
                 self.session_error = f"lab session failed to start: {exc}"
@@ -302,7 +315,7 @@ def execute(state: RunState, case) -> CaseRecord:
 
 
 def _rerun(state: RunState, case) -> str:
-    parts = ["dsmip4", "run", "--case", case.id]
+    parts = ["dsmip4", "run", "--case", case.id] + (["--memory"] if state.memory else [])
     if state.testbed_path and not (state.testbed and state.testbed.builtin):
         parts += ["--testbed", state.testbed_path]
     if case.role in state.profiles and state.explicit_duts:

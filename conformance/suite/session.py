@@ -14,6 +14,7 @@ from conformance.lab.netns import LabError
 from conformance.lab.profile import Profile, reference_profile
 from conformance.lab.ssh import SSHHost
 from conformance.lab.testbed import Testbed
+from conformance.waiting import SYSTEM_CLOCK
 
 # Which reference peers a role under test needs; the suite itself plays the other roles.
 PEERS = {"ha": ["fa"], "mn": ["fa"], "fa": []}
@@ -73,6 +74,7 @@ class Session:
     active_role: str | None = None
     restarted: dict | None = None  # the crash found (and restarted) before the current case
     protocol_wait: float = 0.0
+    clock: object = SYSTEM_CLOCK
 
     def start(self) -> None:
         for name, spec in self.testbed.hosts.items():
@@ -81,14 +83,17 @@ class Session:
             health = host.health()
             if not health["ok"]:
                 raise LabError(f"lab host {name} is not usable: {', '.join(health['problems'])}")
+        self.watch_links()
+
+    def watch_links(self) -> None:
+        """Where the suite listens: one interface per link, on the hosts of WATCH."""
         self.addresses = addresses_from(self.testbed)
         for role, link in WATCH:
             host = self.testbed.host_for(role)
             iface = next(n for n, i in host.interfaces.items() if i.link == link)
             self.watch[link] = (host.name, iface)
         for link, (host, iface) in self.watch.items():
-            agent = self.agent(host)
-            agent.listen(iface)
+            self.agent(host).listen(iface)
 
     def agent(self, host: str) -> Agent:
         if host not in self.agents:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from dataclasses import dataclass, field
 
 from conformance.codec import DecodeError, decode
@@ -196,11 +195,12 @@ class CaseRun:
         host, iface = self.session.watch[link]
         agent = self.session.agent(host)
         since = self.marks.get(link, 0) if since is None else since
-        deadline = time.monotonic() + timeout
-        start = time.monotonic()
+        clock = self.session.clock
+        deadline = clock.monotonic() + timeout
+        start = clock.monotonic()
         try:
             while True:
-                left = deadline - time.monotonic()
+                left = deadline - clock.monotonic()
                 if left <= 0:
                     return None
                 seen = agent.wait(iface, flt, left, since)
@@ -213,7 +213,7 @@ class CaseRun:
                     self.marks[link] = max(self.marks.get(link, 0), seen["seq"])
                     return packet
         finally:
-            self.waited += time.monotonic() - start
+            self.waited += clock.monotonic() - start
 
     def device_link(self) -> str:
         return DEVICE_LINK[self.case.role]
@@ -249,7 +249,7 @@ class CaseRun:
                                "FA did not relay it, so nothing can be said about the HA")
 
     def note(self, src: str, dst: str, what: str) -> None:
-        self.trace.append(TraceEntry(time.time(), src, dst, what))
+        self.trace.append(TraceEntry(self.session.clock.time(), src, dst, what))
 
     def decode_saved(self, step: Step, packet: bytes, name: str):
         """Decode a registration message the device sent and save it; a malformed one is the
@@ -270,7 +270,7 @@ class CaseRun:
         return message
 
     def next_identification(self) -> int:
-        ident = ntp_time(time.time())
+        ident = ntp_time(self.session.clock.time())
         self._ident = max(ident, self._ident + 1)
         return self._ident
 

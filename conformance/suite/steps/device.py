@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from conformance.errors import Inconclusive
 from conformance.suite.model import Step
 from conformance.suite.registry import step
@@ -36,13 +34,14 @@ def wait(run: CaseRun, step: Step) -> None:
     def holds():
         rows = dut.state(table)
         return all(run.evaluate(step, rows, c)[0] for c in checks)
-    start = time.monotonic()
+    start = run.session.clock.monotonic()
     try:
-        wait_for(holds, limit, f"{table} to satisfy {[c['check'] for c in checks]}", 0.1)
+        wait_for(holds, limit, f"{table} to satisfy {[c['check'] for c in checks]}", 0.1,
+                 run.session.clock)
         ok = True
     except WaitTimeout:
         ok = False
-    run.waited += time.monotonic() - start
+    run.waited += run.session.clock.monotonic() - start
     if not ok and step.precondition:
         raise Inconclusive(f"the device's {table} never reached the expected state")
     run.run_checks(step, dut.state(table), checks)
@@ -58,14 +57,14 @@ def log(run: CaseRun, step: Step) -> None:
     if want not in ("present", "absent"):
         raise run.error(step, f"log expect: {want!r}; expected present or absent")
     limit = run.timeout(step, "reply_timeout")
-    start = time.monotonic()
+    start = run.session.clock.monotonic()
     try:
         lines = wait_for(lambda: dut.security_exceptions(run.vars["_log_mark"]), limit,
-                         "a security-exception record") if want == "present" else \
+                         "a security-exception record", clock=run.session.clock) if want == "present" else \
             dut.security_exceptions(run.vars["_log_mark"])
     except WaitTimeout:
         lines = []
-    run.waited += time.monotonic() - start
+    run.waited += run.session.clock.monotonic() - start
     ok = bool(lines) if want == "present" else not lines
     run.record(step, f"security exception {want}", ok, f"a security-exception record "
                f"{'in' if want == 'present' else 'absent from'} the device log",

@@ -3,7 +3,6 @@ FA under test), or as HA receives the requests of an MN under test and answers t
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from conformance.codec import (
@@ -99,7 +98,7 @@ def refused_valid_registration(run: CaseRun, step: Step, sent: dict, message) ->
     if not sent.get("valid") or run.case.role != "ha":
         raise Inconclusive(f"{where}; the case needs it accepted")
     if message.code == 133:
-        skew = abs((message.identification >> 32) - (ntp_time(time.time()) >> 32))
+        skew = abs((message.identification >> 32) - (ntp_time(run.session.clock.time()) >> 32))
         if skew > CLOCK_TOLERANCE:
             raise Inconclusive(f"{where}: the device's clock is {skew} s off this machine's; "
                                "synchronise the clocks (RFC 3344 §5.7.1 timestamps)")
@@ -336,7 +335,7 @@ def reply(run: CaseRun, step: Step) -> None:
     ident = int(fields.get("identification", request.identification))
     if "ha_clock_offset" in fields:
         # A 133 as an HA whose clock is this many seconds off: its time in the high bits.
-        ident = ((ntp_time(time.time()) >> 32) + int(fields["ha_clock_offset"])) << 32 | \
+        ident = ((ntp_time(run.session.clock.time()) >> 32) + int(fields["ha_clock_offset"])) << 32 | \
             (request.identification & 0xFFFFFFFF)
     message = RegistrationReply(int(fields.get("code", 0)),
                                 int(fields.get("lifetime", request.lifetime)),
