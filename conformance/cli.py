@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the clean reference and against each named fault")
     p.add_argument("--testbed", help="testbed file (default: a built-in lab)")
     p.add_argument("--fault", action="append", help="only this fault")
+    p.add_argument("--memory-only", action="store_true", help="only the in-memory phase (no "
+                   "lab, no root)")
     p.add_argument("--skip-clean", action="store_true", help="skip the clean reference run")
     p.add_argument("--out", help="work folder for the runs and the matrix")
     p.set_defaults(func=_cmd_selftest)

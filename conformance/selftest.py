@@ -1,7 +1,9 @@
 """`dsmip4 selftest`: prove that the suite's cases can fail.
 
-Runs the suite against the clean reference implementation (every case must be PASS or
-NOT-APPLICABLE), then the cases of optional features (PICS) the default reference does not
+Runs in memory first (suite.inmemory: the reference engines on a simulated clock), then on a
+lab for what only real hosts show (the socket and TUN adapter's faults, the clean reference on
+real kernels). Each phase runs the suite against the clean reference implementation (every
+case must be PASS or NOT-APPLICABLE), then the cases of optional features (PICS) the default reference does not
 claim against the reference's configuration variants that claim them
 (fixtures/profiles/variants/), so that every case passes against some clean configuration.
 Then, for each named fault of the reference HA, MN and FA, it runs the cases that check the
@@ -115,7 +117,7 @@ def _configuration_for(role: str, mapped: set[str], case_info, profiles):
     return None, []
 
 
-def _clean_variants(testbed: str, work: Path, case_info, profiles) -> bool:
+def _clean_variants(runner, case_info, profiles) -> bool:
     """Run each case the default reference leaves NOT-APPLICABLE against the first variant
     that claims its PICS items; it must PASS. A case no configuration claims is reported."""
     ok = True
@@ -130,16 +132,79 @@ def _clean_variants(testbed: str, work: Path, case_info, profiles) -> bool:
             continue
         by_variant.setdefault(variant.path, (variant, []))[1].append(case)
     for path, (variant, cases) in by_variant.items():
-        results = _run(testbed, work / f"clean-{variant.name}", cases, path)
+        results = runner(f"clean-{variant.name}", cases, path)
         bad = {c["id"]: c["verdict"] for c in results["cases"] if c["verdict"] != "PASS"}
-        print(f"clean {variant.name}: {len(cases) - len(bad)}/{len(cases)} PASS"
+        print(f"  clean {variant.name}: {len(cases) - len(bad)}/{len(cases)} PASS"
               + (f"; NOT CLEAN: {bad}" if bad else ""), flush=True)
         ok &= not bad
     return ok
 
 
+def _memory_runner(work: Path):
+    """Runs cases in this process against the reference in memory (suite.inmemory)."""
+    from collections import Counter
+
+    from conformance.lab.profile import load_profile
+    from conformance.suite.inmemory import load_cases, run_in_memory
+
+    every = {c.id: c for c in load_cases()}
+
+    def runner(name: str, cases: list[str], dut: str | None = None) -> dict:
+        profiles = None
+        if dut:
+            profile = load_profile(dut)
+            profiles = {profile.role: profile}
+        chosen = [every[c] for c in cases] if cases else \
+            [c for c in every.values() if profiles is None or c.role in profiles]
+        records = run_in_memory(chosen, profiles)
+        return {"cases": records,
+                "summary": {"counts": dict(Counter(r["verdict"] for r in records))}}
+    return runner
+
+
+def _lab_runner(testbed: str, work: Path):
+    def runner(name: str, cases: list[str], dut: str | None = None) -> dict:
+        return _run(testbed, work / name, cases, dut)
+    return runner
+
+
+def _clean(runner, case_info, profiles) -> bool:
+    clean = runner("clean", [])
+    bad = [c["id"] for c in clean["cases"] if c["verdict"] not in ("PASS", "NOT-APPLICABLE")]
+    counts = clean["summary"]["counts"]
+    print(f"  clean reference: {', '.join(f'{k} {v}' for k, v in counts.items())}"
+          + (f"; NOT CLEAN: {bad}" if bad else ""), flush=True)
+    return not bad and _clean_variants(runner, case_info, profiles)
+
+
+def _faults_caught(runner, faults, pairs, case_info, profiles, work: Path, rows) -> bool:
+    ok = True
+    for fault, role, requirements in faults:
+        mapped = {c for r in requirements for c in pairs.get((r, role.upper()), [])}
+        base, cases = _configuration_for(role, mapped, case_info, profiles)
+        label = requirements[0] + (f" +{len(requirements) - 1}" if len(requirements) > 1
+                                   else "")
+        if not cases:
+            rows.append((fault, requirements, [], "NO CASE"))
+            ok = False
+            print(f"  {fault:<34} {label:<22} no case checks it"
+                  + (f" (no reference configuration claims the PICS of {sorted(mapped)})"
+                     if mapped else ""), flush=True)
+            continue
+        profile = _faulty_profile(base, fault, work)
+        results = runner(fault, cases, profile)
+        caught = _caught(results, requirements)
+        status = "caught" if caught else "MISSED"
+        ok &= bool(caught)
+        rows.append((fault, requirements, caught, status))
+        verdicts = {c["id"]: c["verdict"] for c in results["cases"]}
+        print(f"  {fault:<34} {label:<22} {status}: "
+              f"{', '.join(caught) or 'verdicts ' + str(verdicts)}", flush=True)
+    return ok
+
+
 def run(args) -> int:
-    from conformance.lab.builtin import BuiltinLab
+    from conformance.adapters.memory import NOT_MODELLED
 
     started = time.time()
     pairs, case_info = _case_index()
@@ -149,47 +214,35 @@ def run(args) -> int:
         faults = [f for f in faults if f[0] in args.fault]
     work = Path(args.out or tempfile.mkdtemp(prefix="dsmip4-selftest-"))
     work.mkdir(parents=True, exist_ok=True)
-    lab = None
-    testbed = args.testbed
     ok = True
-    rows = []
-    try:
-        if not testbed:
-            lab = BuiltinLab().up()
-            testbed = str(lab.testbed_path)
-        if not args.skip_clean:
-            clean = _run(testbed, work / "clean", [])
-            bad = [c["id"] for c in clean["cases"] if c["verdict"] not in ("PASS",
-                                                                            "NOT-APPLICABLE")]
-            counts = clean["summary"]["counts"]
-            print(f"clean reference: {', '.join(f'{k} {v}' for k, v in counts.items())}"
-                  + (f"; NOT CLEAN: {bad}" if bad else ""), flush=True)
-            ok &= not bad
-            ok &= _clean_variants(testbed, work, case_info, profiles)
-        for fault, role, requirements in faults:
-            mapped = {c for r in requirements for c in pairs.get((r, role.upper()), [])}
-            base, cases = _configuration_for(role, mapped, case_info, profiles)
-            label = requirements[0] + (f" +{len(requirements) - 1}" if len(requirements) > 1
-                                       else "")
-            if not cases:
-                rows.append((fault, requirements, [], "NO CASE"))
-                ok = False
-                print(f"  {fault:<34} {label:<22} no case checks it"
-                      + (f" (no reference configuration claims the PICS of {sorted(mapped)})"
-                         if mapped else ""), flush=True)
-                continue
-            profile = _faulty_profile(base, fault, work)
-            results = _run(testbed, work / fault, cases, profile)
-            caught = _caught(results, requirements)
-            status = "caught" if caught else "MISSED"
-            ok &= bool(caught)
-            rows.append((fault, requirements, caught, status))
-            print(f"  {fault:<34} {label:<22} {status}: "
-                  f"{', '.join(caught) or 'verdicts ' + str({c['id']: c['verdict'] for c in results['cases']})}",
-                  flush=True)
-    finally:
-        if lab is not None:
-            lab.down()
+    rows: list = []
+    # The engines' faults in memory (seconds); what lives in the socket and TUN adapter, and
+    # the clean reference on real hosts, on the lab.
+    print("in memory (the reference engines, simulated clock):", flush=True)
+    memory = _memory_runner(work)
+    if not args.skip_clean:
+        ok &= _clean(memory, case_info, profiles)
+    ok &= _faults_caught(memory, [f for f in faults if f[0] not in NOT_MODELLED], pairs,
+                         case_info, profiles, work, rows)
+    print(f"  ({time.time() - started:.0f} s)", flush=True)
+    on_lab = [f for f in faults if f[0] in NOT_MODELLED]
+    if not args.memory_only and (on_lab or not args.skip_clean):
+        from conformance.lab.builtin import BuiltinLab
+
+        lab = None
+        testbed = args.testbed
+        try:
+            if not testbed:
+                lab = BuiltinLab().up()
+                testbed = str(lab.testbed_path)
+            print(f"on the lab ({testbed}):", flush=True)
+            runner = _lab_runner(testbed, work)
+            if not args.skip_clean:
+                ok &= _clean(runner, case_info, profiles)
+            ok &= _faults_caught(runner, on_lab, pairs, case_info, profiles, work, rows)
+        finally:
+            if lab is not None:
+                lab.down()
     matrix = [{"fault": f, "requirements": r, "caught_by": c, "status": s}
               for f, r, c, s in rows]
     (work / "selftest.json").write_text(json.dumps(matrix, indent=2))
