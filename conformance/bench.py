@@ -54,12 +54,14 @@ def bench_codec(seconds: float) -> dict:
             "ratio": codec_rate / scapy_rate}
 
 
-def run(target: str, seconds: float = 1.0, check: bool = False) -> int:
+def run(target: str, seconds: float = 1.0, check: bool = False, runs: int = 0) -> int:
     if target == "ha":
         result = bench_ha(seconds)
         return result if check or result > 1 else 0
     if target == "tunnel":
         return bench_tunnel(seconds)
+    if target == "memory":
+        return bench_memory(runs, check)
     if target == "lab":
         result = bench_lab()
         return result if check else 0
@@ -309,3 +311,52 @@ def bench_lab(rounds: int = 3) -> int:
     print(f"  worst total {worst:.2f} s (target < {LAB_TARGET_SECONDS:.0f} s: "
           f"{'met' if met else 'MISSED'})")
     return 0 if met else 1
+
+
+# ---------------------------------------------------------------------------- in memory
+MEMORY_TARGET_SECONDS = 20.0  # the whole suite, every role, against the reference in memory
+
+
+def _memory_round(epoch: float) -> list[str]:
+    """One whole-suite in-memory run at a simulated epoch: every verdict that is not PASS or
+    NOT-APPLICABLE, as 'CASE VERDICT: message'."""
+    from conformance.suite.inmemory import load_cases, run_in_memory
+
+    records = run_in_memory(load_cases(), start=epoch)
+    return [f"{r['id']} {r['verdict']}: {r['message'][:300]}" for r in records
+            if r["verdict"] not in ("PASS", "NOT-APPLICABLE")]
+
+
+def bench_memory(runs: int, check: bool) -> int:
+    """The whole suite in memory once (timed), then `runs` more at different simulated epochs
+    (the timestamps in identifications change every byte that depends on them): a verdict
+    that changes between clean runs is a flaky case."""
+    import multiprocessing
+    import os
+    import random
+
+    started = time.perf_counter()
+    bad = _memory_round(time.time())
+    elapsed = time.perf_counter() - started
+    met = elapsed <= MEMORY_TARGET_SECONDS
+    print(f"in-memory suite, every role, reference devices: {elapsed:.1f} s "
+          f"(target <= {MEMORY_TARGET_SECONDS:.0f} s: {'met' if met else 'MISSED'}); "
+          f"non-PASS verdicts: {len(bad)}")
+    for line in bad:
+        print(f"  {line}")
+    failures = len(bad)
+    if runs:
+        rng = random.Random()
+        epochs = [time.time() + rng.uniform(-3e7, 3e7) for _ in range(runs)]
+        started = time.perf_counter()
+        with multiprocessing.Pool(max(1, os.cpu_count() or 1)) as pool:
+            rounds = pool.map(_memory_round, epochs, chunksize=1)
+        flaky = [(epoch, line) for epoch, lines in zip(epochs, rounds) for line in lines]
+        failures += len(flaky)
+        print(f"{runs} clean runs at random simulated epochs: "
+              f"{sum(1 for r in rounds if r)} with a non-PASS verdict, {len(flaky)} non-PASS "
+              f"verdicts in all ({time.perf_counter() - started:.0f} s)")
+        for epoch, line in flaky[:20]:
+            print(f"  epoch {epoch:.3f}: {line}  (again: dsmip4 run --memory "
+                  f"--memory-epoch {epoch:.3f} --case {line.split()[0]})")
+    return 1 if check and (failures or not met) else 0

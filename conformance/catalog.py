@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -139,6 +141,16 @@ def _entry(path: Path, index: int, raw) -> Requirement:
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     path = Path(path) if path else DEFAULT_CATALOG
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _load_catalog(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_catalog(path: Path, stamp) -> Catalog:
+    """One parse per file version: runs in one process (in memory) load it per case."""
     data = load_yaml(path, CatalogError)
     if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
         raise CatalogError(path, "requirements", "expected a top-level 'requirements' list")

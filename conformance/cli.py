@@ -61,7 +61,7 @@ def _cmd_requirements(args) -> int:
 def _cmd_bench(args) -> int:
     from conformance import bench
 
-    return bench.run(args.target, seconds=args.seconds, check=args.check)
+    return bench.run(args.target, seconds=args.seconds, check=args.check, runs=args.runs)
 
 
 def _cmd_node(args) -> int:
@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", action="store_true", help="no lab: the reference nodes in "
                    "memory on a simulated clock (the suite's own fast check; reference "
                    "profiles only)")
+    p.add_argument("--memory-epoch", type=float, help="with --memory: the simulated clock's "
+                   "start, to replay a run")
     p.add_argument("--dut", action="append", help="device profile under test, one per role")
     p.add_argument("--role", action="append", type=str.lower, choices=["ha", "mn", "fa"])
     p.add_argument("--requirement", action="append", help="only cases checking this id")
@@ -215,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("target", choices=["codec", "ha", "tunnel", "lab"])
+    p.add_argument("target", choices=["codec", "ha", "tunnel", "lab", "memory"])
+    p.add_argument("--runs", type=int, default=0, help="memory: this many more clean runs at "
+                   "random simulated epochs, to find flaky verdicts")
     p.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     p.set_defaults(func=_cmd_bench)

@@ -74,6 +74,8 @@ def run(args) -> int:
             argv += ["--testbed", tb]
         if args.memory:
             argv += ["--memory"]
+            if args.memory_epoch is not None:
+                argv += ["--memory-epoch", str(args.memory_epoch)]
         for dut in args.dut or []:
             argv += ["--dut", dut]
         for flag, values in (("--role", args.role), ("--requirement", args.requirement),

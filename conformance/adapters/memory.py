@@ -150,6 +150,7 @@ class Node:
         self.addresses6: set[bytes] = set()  # MN: addresses on its tunnel device
         self.host_routes: set[str] = set()  # FA: visitors reached on the visited link
         self.path_mtu6: dict[bytes, int] = {}  # MN host: what Packet Too Big taught it
+        self.crash: str | None = None  # why the engine died (an exception it raised)
         rt = config.runtime
         faults = getattr(config.engine, "faults", ())
         # As the socket adapter opens it (its fault gives the MN's device too large an MTU).
@@ -182,11 +183,26 @@ class MemoryNet:
         self.nodes[node.host] = node
         node.write_log(self.now, "started")
         if node.role == "mn":
-            self.apply(node, control.attach_at_start(node.engine, node.config.attach,
-                                                     self.now))
+            self.call(node, lambda now: control.attach_at_start(node.engine,
+                                                                node.config.attach, now))
 
     def detach(self, host: str) -> None:
         self.nodes.pop(host, None)
+
+    def call(self, node: Node, method, *args) -> None:
+        """Give an engine an input and carry out its actions. An exception is the node dying,
+        as its process would on a lab: it leaves the network and the crash is kept."""
+        if node.crash is not None or self.nodes.get(node.host) is not node:
+            return
+        try:
+            actions = method(*args, self.now)
+        except Exception as exc:  # noqa: BLE001 - any exception kills the node's process
+            where = getattr(method, "__name__", "start")
+            node.crash = f"{type(exc).__name__}: {exc} (in the {node.role.upper()}'s {where})"
+            node.write_log(self.now, "crashed", "error", error=node.crash)
+            self.detach(node.host)
+            return
+        self.apply(node, actions)
 
     def apply(self, node: Node, actions) -> None:
         # Events first, as the socket adapter does: routes exist before the reply goes out.
@@ -234,7 +250,7 @@ class MemoryNet:
         for node in list(self.nodes.values()):
             t = node.engine.next_timer()
             if t is not None and t <= self.now:
-                self.apply(node, node.engine.handle_timer(self.now))
+                self.call(node, node.engine.handle_timer)
         return True
 
     def advance(self, seconds: float) -> None:
@@ -325,13 +341,13 @@ class MemoryNet:
             src = parse_ipv4(packet).src
             if node.role == "fa" and link == "foreign":
                 node.host_routes.add(src)  # replies to a visitor go back on the visited link
-            self.apply(node, engine.receive_udp(packet[ihl + 8:], src, sport, self.now))
+            self.call(node, node.engine.receive_udp, packet[ihl + 8:], src, sport)
         elif proto in (4, 41, 47):
             if node.role == "fa" and _ipv4_dst(packet) != engine.address:
                 return
-            self.apply(node, engine.receive_ipv4(packet, self.now))
+            self.call(node, node.engine.receive_ipv4, packet)
         elif proto == 1 and node.role == "ha" and engine.config.dynamic_tunnel_mtu:
-            self.apply(node, engine.receive_icmpv4(packet, self.now))
+            self.call(node, node.engine.receive_icmpv4, packet)
 
     def _ha_from_home_side(self, packet: bytes) -> None:
         node = self.nodes.get("ha")
@@ -341,12 +357,12 @@ class MemoryNet:
         if dst[0] == 0xFF:
             # Routable-scope multicast the HA reads off the link itself (§3.3.2).
             if dst[1] & 0x0F > 2 and node.config.runtime.multicast_interface:
-                self.apply(node, node.engine.receive_ipv6(packet, self.now))
+                self.call(node, node.engine.receive_ipv6, packet)
             return
         if self._routed_into_tunnel(node, dst):
             out = forwarded(packet)
             if out is not None:
-                self.apply(node, node.engine.receive_ipv6(out, self.now))
+                self.call(node, node.engine.receive_ipv6, out)
 
     @staticmethod
     def _routed_into_tunnel(node: Node, dst: bytes) -> bool:
@@ -367,7 +383,7 @@ class MemoryNet:
         if out is None:
             return
         if self._routed_into_tunnel(node, dst):
-            self.apply(node, node.engine.receive_ipv6(out, self.now))
+            self.call(node, node.engine.receive_ipv6, out)
         else:
             self._route_out6("ha", out)
 
@@ -388,7 +404,7 @@ class MemoryNet:
         reply = icmpv6_packet(dst, packet[8:24], 129, 0, packet[44:], hop_limit=64)
         mtu = min(node.tun_mtu, node.path_mtu6.get(packet[8:24], node.tun_mtu))
         for piece in fragments6(reply, mtu, node.next_fragment_id()):
-            self.apply(node, node.engine.send_ipv6(piece, self.now))
+            self.call(node, node.engine.send_ipv6, piece)
 
 
 # ---------------------------------------------------------------------- the suite's side
@@ -521,7 +537,7 @@ class MemoryDevice(Device):
         self.net.attach(self.node)
 
     def stop(self) -> None:
-        if self.node is not None:
+        if self.node is not None and self.net.nodes.get(self.node.host) is self.node:
             self.net.detach(self.node.host)
         self.node = None
 
@@ -530,7 +546,14 @@ class MemoryDevice(Device):
         self.start()
 
     def ensure_running(self) -> dict | None:
-        return None
+        """Restart a node whose engine raised; the crash record when it had to."""
+        if self.node is None or self.node.crash is None:
+            return None
+        crash = {"time": self.net.now, "last_log": self.last_log()}
+        self.crashes.append(crash)
+        self.stop()
+        self.start()
+        return crash
 
     def last_log(self, lines: int = 20) -> list[str]:
         return self.node.log_text().splitlines()[-lines:] if self.node else []
@@ -545,8 +568,12 @@ class MemoryDevice(Device):
         ctl = re.search(r"conformance\.ctl \S+ (.+)$", command)
         route = re.search(r"ip -6 -j route show dev (\S+)", command)
         if ctl:
-            reply, actions = control.answer(self.node.engine, self.node.role, ctl.group(1),
-                                            self.net.now)
+            try:
+                reply, actions = control.answer(self.node.engine, self.node.role,
+                                                ctl.group(1), self.net.now)
+            except Exception as exc:  # noqa: BLE001 - as `dsmip4 ctl` failing on a lab
+                raise StateParseError(f"`{command}` failed: {type(exc).__name__}: {exc}") \
+                    from exc
             self.net.apply(self.node, actions)
             stdout = json.dumps(reply, default=str)
         elif route:

@@ -3,6 +3,8 @@ observe one device in one role, and which optional features (PICS) it claims."""
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +210,7 @@ def load_profile(path: str | Path) -> Profile:
 REFERENCE_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
 
 
+@functools.lru_cache(maxsize=None)
 def reference_profile(role: str) -> Profile:
-    """The shipped profile of the reference implementation in `role`."""
+    """The shipped profile of the reference implementation in `role` (parsed once)."""
     return load_profile(REFERENCE_PROFILES / f"reference-{role}.yaml")

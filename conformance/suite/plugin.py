@@ -38,6 +38,8 @@ def pytest_addoption(parser):
     g.addoption("--memory", action="store_true", dest="dsmip4_memory",
                 help="run against the reference nodes in memory on a simulated clock (no "
                 "lab; reference profiles only)")
+    g.addoption("--memory-epoch", type=float, default=None, dest="dsmip4_epoch",
+                help="with --memory: the simulated clock's start (to replay a run)")
     g.addoption("--dut", action="append", default=[], help="device profile under test "
                 "(one per role); default: the reference HA, MN and FA")
     g.addoption("--role", action="append", default=[], help="only cases for this role")
@@ -69,6 +71,7 @@ class RunState:
         self.testbed_path = testbeds[index % len(testbeds)] if testbeds else None
         self.testbed = load_testbed(self.testbed_path) if self.testbed_path else None
         self.memory = opt.dsmip4_memory
+        self.config_option = opt
         if self.memory:
             from conformance.adapters.memory import memory_testbed
 
@@ -96,6 +99,8 @@ class RunState:
                     from conformance.adapters.memory import MemorySession
 
                     self.session = MemorySession(self.testbed, self.profiles, self.out)
+                    self.session.start_time = getattr(self.config_option, "dsmip4_epoch",
+                                                      None)
                 else:
                     self.session = Session(self.testbed, self.profiles, self.out)
                 self.session.start()
