@@ -162,6 +162,16 @@ def _show(codes):
 
 
 @check("reply")
+def rejection_grants_no_prefix(ctx, reply):
+    """A reply that rejects the registration (code 2 and up) grants no prefix; one that
+    accepts it may (RFC 5454 §3.2: the header code decides for every prefix)."""
+    accepting = [_fmt_prefix(r) for r in reply.prefix_replies if r.code <= 7]
+    ok = reply.code <= 1 or not accepting
+    return ok, "no accepting prefix reply in a rejecting reply", \
+        f"code {reply.code}" + (f", accepting {accepting}" if accepting else "")
+
+
+@check("reply")
 def no_accepting_prefix_reply(ctx, reply):
     accepting = [_fmt_prefix(r) for r in reply.prefix_replies if r.code <= 7]
     return not accepting, "no prefix reply with an accept code", \
@@ -454,6 +464,13 @@ def mn_prefixes(ctx, rows, accepted: dict | None = None, rejected: list[Prefix] 
 
 
 @check("packet6")
+def hop_limit(ctx, packet, equals: int):
+    """The Hop Limit of an IPv6 packet as the device forwarded it."""
+    got = parse_ipv6(packet).hop_limit
+    return got == equals, f"hop limit {equals}", f"{got}"
+
+
+@check("packet6")
 def packet_too_big(ctx, packet, mtu: int):
     """An ICMPv6 Packet Too Big (RFC 4443 §3.2) announcing `mtu`."""
     ip6 = parse_ipv6(packet)
@@ -463,6 +480,15 @@ def packet_too_big(ctx, packet, mtu: int):
             f"next header {ip6.next_header}, type {data[0] if data else None}"
     got = int.from_bytes(data[4:8], "big")
     return got == mtu, f"ICMPv6 Packet Too Big, MTU {mtu}", f"Packet Too Big, MTU {got}"
+
+
+@check("rows")
+def has_visitor(ctx, rows, home_address: Address4 = "$hoa"):
+    """The FA's visitor list holds the mobile node (RFC 3344 §3.7.3)."""
+    home = ctx.resolve(home_address)
+    found = any(r.get("home_address") == home for r in rows)
+    return found, f"a visitor entry for {home}", \
+        f"visitors {[r.get('home_address') for r in rows]}"
 
 
 @check("rows")

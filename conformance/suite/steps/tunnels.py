@@ -115,7 +115,7 @@ def expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
     _expect_not_carrying(run, step, "foreign", {"dst": run.vars["ha"]}, "MN")
 
 
-@step("send_tunnelled", inner=str, inner_src=str, outer_src=Address4, double=bool,
+@step("send_tunnelled", inner=str, inner_src=str, outer_src=Address4, double=bool, hop_limit=int,
       target=str, group=str)
 def send_tunnelled(run: CaseRun, step: Step) -> None:
     """The suite as MN tunnels an IPv6 packet to the HA under test."""

@@ -1,0 +1,163 @@
+"""Plausible implementation bugs, planted in the reference nodes' real code paths, each caught
+by the case designed for its scenario (issue 11's examples): the case passes against the
+clean reference (tests/mutation) and FAILs, on a check mapped to the broken requirement,
+against the reference with the bug. Run in memory, so each takes a fraction of a second."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.codec import PrefixReply
+from conformance.codec.tunnel import forwarded
+from conformance.nodes.actions import DeliverIPv6, Event
+from conformance.nodes.fa import ForeignAgent
+from conformance.nodes.ha import HomeAgent
+from conformance.nodes.mn import MobileNode
+from conformance.nodes.prefixes import PrefixTable
+from conformance.suite.inmemory import load_cases, run_in_memory
+
+CASES = {c.id: c for c in load_cases()}
+
+
+def _wrap(monkeypatch, cls, name, make):
+    original = getattr(cls, name)
+    monkeypatch.setattr(cls, name, make(original))
+
+
+def exact_prefix_not_a_conflict(monkeypatch):
+    """The overlap search stops before the prefix's own length: `m >= length`, not `>`."""
+    def make(original):
+        def conflict(self, length, value, owner):
+            if self.owner(length, value) not in (None, owner):
+                return None
+            return original(self, length, value, owner)
+        return conflict
+    _wrap(monkeypatch, PrefixTable, "conflict", make)
+
+
+def reply_prefix_masked_by_whole_bytes(monkeypatch):
+    """The reply's prefix keeps the requested bytes up to the length, rounded up to a byte."""
+    def make(original):
+        def answer(self, entry, requests, *args):
+            extensions, *rest = original(self, entry, requests, *args)
+            for req, ext in zip(requests, extensions):
+                if isinstance(ext, PrefixReply) and req.prefix_length <= 128:
+                    keep = (req.prefix_length + 7) // 8
+                    ext.prefix = bytes(req.prefix[:keep]) + bytes(16 - keep)
+            return (extensions, *rest)
+        return answer
+    _wrap(monkeypatch, HomeAgent, "_answer_prefixes", make)
+
+
+def prefixes_granted_before_encapsulation_check(monkeypatch):
+    """The reply for an unavailable encapsulation (code 128) still carries the prefix replies
+    computed before that check."""
+    def make(original):
+        def reply(self, request, code, lifetime, dst, dport, entry, extensions=(), **kwargs):
+            if code == 128:
+                extensions = list(extensions) + [PrefixReply.answering(r, 0)
+                                                 for r in request.prefix_requests]
+            return original(self, request, code, lifetime, dst, dport, entry, extensions,
+                            **kwargs)
+        return reply
+    _wrap(monkeypatch, HomeAgent, "_reply", make)
+
+
+def no_prefix_request_means_unchanged(monkeypatch):
+    """A re-registration without prefix requests is read as 'keep what I have'."""
+    def make(original):
+        def install(self, binding, old):
+            if old is not None and not binding.prefixes:
+                binding.prefixes = dict(old.prefixes)
+            return original(self, binding, old)
+        return install
+    _wrap(monkeypatch, HomeAgent, "_install", make)
+
+
+def replay_of_last_identification_accepted(monkeypatch):
+    """The replay test is `ident < last` where it must be `ident <= last`."""
+    def make(original):
+        def receive_udp(self, payload, src, sport, now):
+            for home in self.last_identification:
+                self.last_identification[home] -= 1
+            return original(self, payload, src, sport, now)
+        return receive_udp
+    _wrap(monkeypatch, HomeAgent, "receive_udp", make)
+
+
+def decapsulation_counts_as_a_hop(monkeypatch):
+    """The HA lowers the Hop Limit when it decapsulates, on top of its forwarding."""
+    def make(original):
+        def receive_ipv4(self, packet, now):
+            out = []
+            for action in original(self, packet, now):
+                if isinstance(action, DeliverIPv6):
+                    lowered = forwarded(action.packet)
+                    if lowered is None:
+                        continue
+                    action = DeliverIPv6(lowered)
+                out.append(action)
+            return out
+        return receive_ipv4
+    _wrap(monkeypatch, HomeAgent, "receive_ipv4", make)
+
+
+def prefix_replies_matched_by_position(monkeypatch):
+    """The MN pairs the n-th prefix reply with its n-th prefix request."""
+    def make(original):
+        def outcome(self, requests, reply):
+            for req, rep in zip(requests, reply.prefix_replies):
+                rep.prefix_length, rep.prefix = req.prefix_length, bytes(req.prefix)
+            return original(self, requests, reply)
+        return outcome
+    _wrap(monkeypatch, MobileNode, "_prefix_outcome", make)
+
+
+def fallback_only_on_first_registration(monkeypatch):
+    """The MN falls back to plain Mobile IPv4 only when it held no prefix yet."""
+    def make(original):
+        def outcome(self, requests, reply):
+            held = {k: v for k, v in self.prefixes.items() if v.accepted}
+            actions = original(self, requests, reply)
+            if held and not reply.prefix_replies:
+                self.prefixes, self.ha_supports_dsmip = held, True
+            return actions
+        return outcome
+    _wrap(monkeypatch, MobileNode, "_prefix_outcome", make)
+
+
+def visitor_only_for_code_0(monkeypatch):
+    """The FA records a visitor for code 0 only, so code 1 leaves the MN unreachable."""
+    def make(original):
+        def receive_udp(self, payload, src, sport, now):
+            actions = original(self, payload, src, sport, now)
+            if payload[:2] == b"\x03\x01":  # a Registration Reply with code 1
+                for action in actions:
+                    if isinstance(action, Event) and action.name == "visitor-added":
+                        self.visitors.pop(action.data["home_address"], None)
+            return actions
+        return receive_udp
+    _wrap(monkeypatch, ForeignAgent, "receive_udp", make)
+
+
+PLANTED = [
+    ("HA-3.3-009", exact_prefix_not_a_conflict, "RFC5454-3.3-06"),
+    ("HA-3.3-010", reply_prefix_masked_by_whole_bytes, "RFC5454-2.2-01"),
+    ("HA-3.3-011", prefixes_granted_before_encapsulation_check, "RFC5454-3.2-D1"),
+    ("HA-3.8-004", no_prefix_request_means_unchanged, "RFC5454-3.8-D3"),
+    ("HA-3344-007", replay_of_last_identification_accepted, "RFC3344-3.8.2.1-02"),
+    ("HA-3.3.2-006", decapsulation_counts_as_a_hop, "RFC4213-3.3-01"),
+    ("MN-3.5-012", prefix_replies_matched_by_position, "RFC5454-3.5-06"),
+    ("MN-3.5-013", fallback_only_on_first_registration, "RFC5454-3.5-04"),
+    ("FA-3344-003", visitor_only_for_code_0, "RFC3344-4.2.3-01"),
+]
+
+
+@pytest.mark.parametrize("case_id, plant, requirement", PLANTED,
+                         ids=[f"{c}-{p.__name__}" for c, p, _ in PLANTED])
+def test_the_case_for_the_scenario_catches_the_bug(monkeypatch, case_id, plant, requirement):
+    plant(monkeypatch)
+    record = run_in_memory([CASES[case_id]])[0]
+    failed = [c for c in record["checks"] if c["ok"] is False]
+    assert record["verdict"] == "FAIL", f"{record['verdict']}: {record['message']}"
+    assert any(requirement in c["requirements"] for c in failed), record["message"]
