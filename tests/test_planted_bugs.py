@@ -140,6 +140,19 @@ def visitor_only_for_code_0(monkeypatch):
     _wrap(monkeypatch, ForeignAgent, "receive_udp", make)
 
 
+def lifetime_clamped_and_relayed(monkeypatch):
+    """The FA lowers a lifetime beyond its maximum and relays the altered request."""
+    def make(original):
+        def request(self, payload, req, src, sport, now):
+            cap = self.config.max_lifetime
+            if req.lifetime > cap:
+                payload = payload[:2] + cap.to_bytes(2, "big") + payload[4:]
+                req.lifetime = cap
+            return original(self, payload, req, src, sport, now)
+        return request
+    _wrap(monkeypatch, ForeignAgent, "_request", make)
+
+
 PLANTED = [
     ("HA-3.3-009", exact_prefix_not_a_conflict, "RFC5454-3.3-06"),
     ("HA-3.3-010", reply_prefix_masked_by_whole_bytes, "RFC5454-2.2-01"),
@@ -150,6 +163,7 @@ PLANTED = [
     ("MN-3.5-012", prefix_replies_matched_by_position, "RFC5454-3.5-06"),
     ("MN-3.5-013", fallback_only_on_first_registration, "RFC5454-3.5-04"),
     ("FA-3344-003", visitor_only_for_code_0, "RFC3344-4.2.3-01"),
+    ("FA-3344-004", lifetime_clamped_and_relayed, "RFC3344-3.7.2-01"),
 ]
 
 

@@ -274,15 +274,21 @@ def expect_request(run: CaseRun, step: Step) -> None:
         run.vars["request"].update(src=src, sport=sport)
 
 
-@step("expect_relayed", subject="request", checks=list, save_as=str)
+@step("expect_relayed", subject="request", checks=list, save_as=str, or_denied=list[int])
 def expect_relayed(run: CaseRun, step: Step) -> None:
-    """The FA under test relays the suite's request to the suite's HA (on the transit link)."""
+    """The FA under test relays the suite's request to the suite's HA (on the transit link).
+    With `or_denied`, the FA may instead deny the MN itself with one of those codes (RFC 3344
+    §3.7.2 lets it refuse what it cannot serve): either outcome passes, nothing else does."""
     spec = step.spec
     timeout = run.timeout(step, "reply_timeout")
     sent = run.saved(LAST_SENT)
     packet = run.wait_packet("transit", {"dst": run.vars["ha"], "ip_proto": 17, "dport": 434},
                              timeout, answers(sent["identification"], REQUEST))
     name = spec.get("save_as", "request")
+    if packet is None and spec.get("or_denied"):
+        run.vars[name] = Absent(f"the FA denied the request in step {step.index + 1}")
+        _denied_by_fa(run, step, sent, [int(c) for c in spec["or_denied"]])
+        return
     if packet is None:
         run.vars[name] = Absent(f"nothing relayed in step {step.index + 1}")
         if step.precondition:
@@ -296,6 +302,23 @@ def expect_relayed(run: CaseRun, step: Step) -> None:
     run.note("DUT (FA)", "suite (HA)", f"relayed Registration Request, {len(message.extensions)}"
              " extension(s)")
     run.run_checks(step, message, spec.get("checks"))
+
+
+def _denied_by_fa(run: CaseRun, step: Step, sent: dict, codes: list[int]) -> None:
+    """The FA under test answered the MN itself instead of relaying: with one of `codes`."""
+    packet = run.reply_from_device(sent, 0.3)  # already there: the relay wait came first
+    if packet is None:
+        run.record(step, "relayed or denied", False, f"the request relayed to the HA, or the "
+                   f"MN denied with code {' or '.join(map(str, codes))}", "neither",
+                   detail=run.seen())
+        return
+    message = run.decode_saved(step, packet, "reply")
+    if message is None:
+        return
+    run.note("DUT (FA)", "suite (MN)", f"Registration Reply code {message.code} (denied)")
+    run.record(step, "relayed or denied", message.code in codes, f"the request relayed to "
+               f"the HA, or the MN denied with code {' or '.join(map(str, codes))}",
+               f"denied with code {message.code}")
 
 
 @step("expect_no_request", subject=None)
