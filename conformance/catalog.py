@@ -145,12 +145,13 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         stamp = path.stat().st_mtime_ns
     except OSError:
         stamp = None
-    return _load_catalog(path, stamp)
+    return Catalog(path, list(_requirements(path, stamp)))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_catalog(path: Path, stamp) -> Catalog:
-    """One parse per file version: runs in one process (in memory) load it per case."""
+def _requirements(path: Path, stamp) -> tuple[Requirement, ...]:
+    """One parse per file version (runs in one process load the catalog per case); each
+    caller gets its own Catalog of the frozen entries."""
     data = load_yaml(path, CatalogError)
     if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
         raise CatalogError(path, "requirements", "expected a top-level 'requirements' list")
@@ -164,4 +165,4 @@ def _load_catalog(path: Path, stamp) -> Catalog:
                                req.line)
         seen[req.id] = index
         requirements.append(req)
-    return Catalog(path, requirements)
+    return tuple(requirements)

@@ -24,7 +24,7 @@ def _unknown_selection(args) -> str | None:
     catalog = load_catalog()
     cases = [c for path in sorted(TESTCASES.glob("rfc*.yaml"))
              for c in load_case_file(path, catalog)]
-    known = {"--case": {c.id for c in cases},
+    known = {"--case": {c.id for c in cases} | {c.table for c in cases if c.table},
              "--requirement": {r for c in cases for r in c.requirements},
              "--section": {c.section for c in cases}}
     for flag, values in (("--case", args.case), ("--requirement", args.requirement),

@@ -63,6 +63,11 @@ class TestCase:
     line: int | None = None
     seed: int | None = None
     extra: dict = field(default_factory=dict)
+    table: str | None = None  # the entry's id when this case is one row of a table
+
+    def selected_by(self, ids) -> bool:
+        """`--case ID` selects a case, or every row of the table ID."""
+        return self.id in ids or (self.table is not None and self.table in ids)
 
 
 def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
@@ -97,7 +102,7 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
             bad(where, "expected a mapping")
             continue
         allowed = {"id", "title", "requirements", "purpose", "pics", "topology", "parameters",
-                   "steps", "role", "seed", "section"}
+                   "steps", "role", "seed", "section", "rows"}
         for key in raw:
             if key not in allowed:
                 bad(f"{where}.{key}", f"unknown key; expected one of {sorted(allowed)}", raw)
@@ -172,11 +177,37 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
             if "title" in step:
                 steps[-1].spec["title"] = step["title"]
         role = raw.get("role", file_role)
-        cases.append(TestCase(str(cid), str(raw.get("title", "")), list(reqs), role, purpose,
-                              list(pics), topology, dict(raw.get("parameters") or {}), steps,
-                              str(path), str(raw.get("section") or own_section(str(cid))
-                                             or file_section), line_of(raw),
-                              raw.get("seed")))
+        case = TestCase(str(cid), str(raw.get("title", "")), list(reqs), role, purpose,
+                        list(pics), topology, dict(raw.get("parameters") or {}), steps,
+                        str(path), str(raw.get("section") or own_section(str(cid))
+                                       or file_section), line_of(raw), raw.get("seed"))
+        cases += _rows(case, raw.get("rows"), where, bad)
     if problems:
         raise CaseFileError(path, problems)
     return cases
+
+
+def _rows(case: TestCase, rows, where: str, bad) -> list[TestCase]:
+    """A table: one case per row (like pytest.mark.parametrize), each reported on its own as
+    ID[name], its row's values added to the case parameters ($name in the steps)."""
+    if rows is None:
+        return [case]
+    if not isinstance(rows, list) or not rows:
+        bad(f"{where}.rows", "expected a non-empty list of parameter mappings")
+        return []
+    out, names = [], set()
+    for k, row in enumerate(rows):
+        if not isinstance(row, dict) or not row:
+            bad(f"{where}.rows[{k}]", "expected a mapping of parameter values")
+            continue
+        values = {key: value for key, value in row.items() if key != "name"}
+        name = str(row.get("name", k + 1))
+        if name in names:
+            bad(f"{where}.rows[{k}].name", f"duplicate row name {name!r}", row)
+        names.add(name)
+        title = f"{case.title} [{name}]"
+        out.append(TestCase(f"{case.id}[{name}]", title, case.requirements, case.role,
+                            case.purpose, case.pics, case.topology,
+                            {**case.parameters, **values}, case.steps, case.file, case.section,
+                            line_of(row) or case.line, case.seed, dict(case.extra), case.id))
+    return out

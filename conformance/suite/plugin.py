@@ -160,7 +160,7 @@ def pytest_collection_modifyitems(session, config, items):
         ok &= not opt.role or case.role in opt.role
         ok &= not opt.requirement or bool(set(opt.requirement) & set(case.requirements))
         ok &= not opt.section or case.section in opt.section
-        ok &= not opt.case or case.id in opt.case
+        ok &= not opt.case or case.selected_by(opt.case)
         (keep if ok else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

@@ -108,17 +108,25 @@ class CaseRun:
         return SuiteError(message, file=self.case.file, case=self.case.id,
                           line=step.line if step else self.case.line)
 
-    def resolve(self, value):
-        """$name and ${name} from the case variables; $request.field from saved messages."""
+    def resolve(self, value, depth: int = 0):
+        """$name and ${name} from the case variables; $request.field from saved messages. A
+        variable whose value names another (a table row's `$dut_max_lifetime`) resolves on."""
+        if depth > 5:
+            raise self.error(None, f"{value!r}: variables refer to each other in a loop")
         if isinstance(value, str):
             whole = re.fullmatch(r"\$\{?([\w.]+)\}?", value)
             if whole:
-                return self._lookup(whole.group(1))
-            return re.sub(r"\$\{([\w.]+)\}", lambda m: str(self._lookup(m.group(1))), value)
+                got = self._lookup(whole.group(1))
+                return self.resolve(got, depth + 1) if isinstance(got, (str, list, dict)) \
+                    else got
+            if "$" not in value:
+                return value
+            return re.sub(r"\$\{([\w.]+)\}", lambda m: str(self.resolve(
+                self._lookup(m.group(1)), depth + 1)), value)
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [self.resolve(v, depth) for v in value]
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            return {k: self.resolve(v, depth) for k, v in value.items()}
         return value
 
     def saved(self, name: str) -> dict:
