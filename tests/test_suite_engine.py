@@ -158,3 +158,55 @@ def test_every_fault_maps_to_requirements_that_cases_check():
         for fault, reqs in table.items():
             role = fault.split(".")[0].upper()
             assert any((r, role) in pairs for r in reqs), f"{fault}: no case checks {reqs}"
+
+
+def test_the_test_design_check_names_every_gap():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import check_coverage
+
+    cases = check_coverage.load_cases(CATALOG)
+    design = check_coverage.load_design()
+    assert check_coverage.design_problems(CATALOG, cases, design) == []
+    broken = dict(design)
+    del broken["RFC5454-3.3-06"]
+    broken["RFC5454-3.3-03"] = {"involves": "x", "classes": {
+        "no case yet": [], "wrong case": ["MN-3.5-001"], "unknown": ["HA-9-999"],
+        "unobservable": "exempt: the device's internal table order is never on the wire"}}
+    problems = check_coverage.design_problems(CATALOG, cases, broken)
+    assert any("RFC5454-3.3-06 (MUST) has no test-design record" in p for p in problems)
+    assert any("'no case yet' has no case" in p for p in problems)
+    assert any("case MN-3.5-001 checks no RFC5454-3.3-03" in p for p in problems)
+    assert any("no case HA-9-999" in p for p in problems)
+    assert not any("unobservable" in p for p in problems)
+
+
+def test_a_table_case_is_one_result_per_row_and_rejects_bad_rows(tmp_path):
+    body = """section: "3.3"
+role: ha
+cases:
+  - id: HA-3.3-900
+    title: t
+    requirements: [RFC5454-3.3-02]
+    purpose: Ensure that x
+    rows:
+      - {name: a, length: 1}
+      - {name: b, length: 2}
+    steps:
+      - register: {extensions: [{prefix-request: {prefix: "2001:db8::", length: $length}}]}
+"""
+    path = tmp_path / "rfc-table.yaml"
+    path.write_text(body)
+    cases = load_case_file(path, CATALOG)
+    assert [c.id for c in cases] == ["HA-3.3-900[a]", "HA-3.3-900[b]"]
+    assert [c.parameters["length"] for c in cases] == [1, 2]
+    assert all(c.selected_by(["HA-3.3-900"]) for c in cases)
+    assert cases[0].selected_by(["HA-3.3-900[a]"]) and not cases[1].selected_by(["HA-3.3-900[a]"])
+    path.write_text(body.replace("name: b", "name: a"))
+    with pytest.raises(CaseFileError, match="duplicate row name 'a'"):
+        load_case_file(path, CATALOG)
+    path.write_text(body.replace("      - {name: a, length: 1}\n      - {name: b, length: 2}\n",
+                                 "      - 3\n"))
+    with pytest.raises(CaseFileError, match=r"rows\[0\]: expected a mapping"):
+        load_case_file(path, CATALOG)
