@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test selftest bench check-catalog clean
+.PHONY: setup run test selftest bench mutation check-catalog clean
 
 setup:
 	@bash tools/setup.sh
@@ -20,6 +20,13 @@ test: setup
 
 selftest: setup
 	$(BIN)/dsmip4 selftest
+
+# mutmut mutates the reference nodes and the codec ([tool.mutmut] in pyproject.toml); the
+# killing test is the YAML suite in memory. Writes docs/mutation-survivors.md.
+mutation: setup
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $$(nproc) || true
+	$(BIN)/python tools/mutation_report.py
 
 bench: setup
 	$(BIN)/dsmip4 bench codec

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""The mutation score of the YAML suite, from the results `mutmut run` left in mutants/.
+
+Prints mutants, killed, survived, no tests (no case reaches the code) and timed out, and
+writes every mutant that was not killed to docs/mutation-survivors.md with a one-line reason:
+
+- a triage rule (below) that shows the change cannot be seen from outside the device: the
+  wording of a log record or an error message, a statistics counter, the report renderer;
+- a reason written by hand in docs/mutation-triage.yaml (mutant name -> reason; equivalent
+  mutants say why they are equivalent);
+- otherwise `open`: a behaviour change no case catches yet (a gap to close with a case).
+
+The score is (killed + timed out) / (mutants - those triaged as equivalent or unobservable).
+
+    python tools/mutation_report.py [--mutants DIR] [--out FILE] [--check PERCENT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import io
+import json
+import sys
+import time
+import tokenize
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TRIAGE = ROOT / "docs" / "mutation-triage.yaml"
+OUT = ROOT / "docs" / "mutation-survivors.md"
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests",
+          None: "not checked", 34: "skipped", 36: "timeout", -24: "timeout", 24: "timeout",
+          152: "timeout", 255: "timeout", -11: "crashed", -9: "crashed"}
+# Literals the suite does observe (route events plumb routes; the log check reads security
+# exceptions; the FA's visitor record feeds its host route): a change to them is behaviour.
+OBSERVED_WORDS = ("security-exception", "route-add", "route-del", "registered",
+                  "visitor-added", "prefix", "home_address", "care_of_address")
+
+
+@dataclass
+class Mutant:
+    name: str
+    file: str
+    function: str
+    status: str
+    line: int = 0
+    before: str = ""
+    after: str = ""
+    reason: str = ""
+    kind: str = "open"  # open | unobservable | equivalent
+
+
+def load(mutants: Path) -> list[Mutant]:
+    out = []
+    for meta in sorted(mutants.rglob("*.py.meta")):
+        source = meta.with_suffix("")
+        rel = str(source.relative_to(mutants))
+        codes = json.loads(meta.read_text()).get("exit_code_by_key") or {}
+        defs = _definitions(source)
+        for name, code in codes.items():
+            function = name.rsplit(".", 1)[-1]
+            m = Mutant(name, rel, function.split("__mutmut_")[0].replace("ǁ", ".").lstrip("x_."),
+                       STATUS.get(code, "suspicious"))
+            _diff(m, defs, function)
+            out.append(m)
+    return out
+
+
+def _definitions(source: Path) -> dict[str, tuple[int, list[str]]]:
+    text = source.read_text()
+    lines = text.splitlines()
+    found = {}
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in node.name:
+            found[node.name] = (node.lineno, lines[node.lineno:node.end_lineno])
+    return found
+
+
+def _diff(m: Mutant, defs, function: str) -> None:
+    orig = defs.get(function.split("__mutmut_")[0] + "__mutmut_orig")
+    mutated = defs.get(function)
+    if not orig or not mutated:
+        return
+    a, b = orig[1], mutated[1]
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b).get_opcodes():
+        if tag != "equal":
+            m.line = i1
+            m.before = " ".join(x.strip() for x in a[i1:i2])[:160]
+            m.after = " ".join(x.strip() for x in b[j1:j2])[:160]
+            return
+
+
+def _tokens(line: str) -> list[tuple[int, str]]:
+    try:
+        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(line).readline)
+                if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER,
+                                  tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT)]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return []
+
+
+def _string_only(before: str, after: str) -> bool:
+    """Whether the change is inside string literals only (same code around them)."""
+    a, b = _tokens(before), _tokens(after)
+    if not a or len(a) != len(b):
+        return False
+    changed = [(x, y) for x, y in zip(a, b) if x != y]
+    return bool(changed) and all(x[0] == tokenize.STRING and y[0] == tokenize.STRING
+                                 for x, y in changed)
+
+
+def _only_fault_name(before: str, after: str) -> bool:
+    """The change is the argument of a `_fault(...)` call: another name, or None."""
+    a, b = _tokens(before), _tokens(after)
+    for i, tok in enumerate(a):
+        if tok == (tokenize.NAME, "_fault") and i + 2 < len(a) and a[i + 1][1] == "(":
+            arg = a[i + 2]
+            if arg[0] != tokenize.STRING:
+                continue
+            rest_a = a[:i + 2] + a[i + 3:]
+            for repl in ([b[i + 2]] if i + 2 < len(b) else []):
+                if repl[0] in (tokenize.STRING, tokenize.NAME) and rest_a == b[:i + 2] + \
+                        b[i + 3:]:
+                    return True
+    return False
+
+
+def classify(m: Mutant, manual: dict) -> None:
+    if m.name in manual:
+        reason = str(manual[m.name])
+        m.kind = "equivalent" if reason.startswith("equivalent") else \
+            "unobservable" if reason.startswith("not observable") else "open"
+        m.reason = reason
+        return
+    if m.status == "no tests":
+        m.reason = "open: no case reaches this code"
+        return
+    text = m.before
+    if "_fault(" in text and _only_fault_name(m.before, m.after):
+        m.kind, m.reason = "equivalent", "equivalent: changes only which named fault a " \
+            "fault-injection test names; no fault is on in the reference"
+        return
+    if m.file.endswith("codec/render.py"):
+        m.kind, m.reason = "unobservable", "not observable on the wire: renders decoded " \
+            "messages for reports and logs"
+        return
+    if "self.stats[" in text:
+        m.kind, m.reason = "unobservable", "not observable on the wire: a statistics counter " \
+            "(`ctl status` only)"
+        return
+    if _string_only(m.before, m.after) and not any(w in text for w in OBSERVED_WORDS):
+        if "Error(" in text or "raise " in text or "reason" in text or "error" in text:
+            m.kind, m.reason = "unobservable", "not observable on the wire: the wording of " \
+                "an error or log message"
+            return
+        if "Event(" in text or "\"level\"" in text or "warning" in text or "info" in text:
+            m.kind, m.reason = "unobservable", "not observable on the wire: the name or " \
+                "wording of a log record the suite does not read"
+            return
+    m.reason = "open: a behaviour change no case catches yet"
+
+
+def write_report(mutants: list[Mutant], counts: Counter, score: float, out: Path) -> None:
+    rows = [m for m in mutants if m.status not in ("killed", "timeout", "not checked")]
+    lines = [
+        "# Mutation testing: mutants the YAML suite does not kill",
+        "",
+        f"Written by `make mutation` ({time.strftime('%Y-%m-%d', time.gmtime())}): mutmut mutates "
+        "`conformance/nodes/{ha,mn,fa,prefixes}.py` and `conformance/codec/`; the killing test "
+        "is the YAML suite run in memory against the mutated reference (`tests/mutation`).",
+        "",
+        "| mutants | killed | timed out | survived | no case reaches it | score |",
+        "|---|---|---|---|---|---|",
+        f"| {len(mutants)} | {counts['killed']} | {counts['timeout']} | {counts['survived']} | "
+        f"{counts['no tests']} | {score:.1f}% |",
+        "",
+        "Score: (killed + timed out) / (mutants - equivalent or unobservable ones). Reasons: "
+        "`not observable on the wire` (why), `equivalent` (why), or `open` (a gap: no case "
+        "catches the change yet). Hand-written reasons live in `docs/mutation-triage.yaml`.",
+        "",
+        "| mutant | line | change | reason |",
+        "|---|---|---|---|",
+    ]
+    for m in sorted(rows, key=lambda m: (m.kind != "open", m.file, m.name)):
+        change = f"`{m.before}` → `{m.after}`".replace("|", "\\|") if m.before else ""
+        lines.append(f"| {m.name.split('.', 2)[-1]} | {m.file}:{m.line} | {change} | "
+                     f"{m.reason} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", default=str(ROOT / "mutants"))
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--check", type=float, default=None,
+                        help="exit 1 when the score is below this percentage")
+    args = parser.parse_args(argv)
+    mutants = load(Path(args.mutants))
+    if not mutants:
+        print(f"mutation_report: no results under {args.mutants}: run `make mutation`",
+              file=sys.stderr)
+        return 2
+    manual = yaml.safe_load(TRIAGE.read_text()) if TRIAGE.exists() else {}
+    for m in mutants:
+        if m.status not in ("killed", "timeout", "not checked"):
+            classify(m, manual or {})
+    counts = Counter(m.status for m in mutants)
+    excluded = sum(1 for m in mutants if m.kind in ("equivalent", "unobservable"))
+    caught = counts["killed"] + counts["timeout"]
+    score = 100.0 * caught / max(1, len(mutants) - excluded)
+    write_report(mutants, counts, score, Path(args.out))
+    judged = [m for m in mutants if m.status not in ("killed", "timeout", "not checked")]
+    kinds = Counter(m.kind for m in judged)
+    print(f"mutants {len(mutants)}, killed {counts['killed']}, survived {counts['survived']}, "
+          f"no case reaches {counts['no tests']}, timed out {counts['timeout']}"
+          + (f", not checked {counts['not checked']}" if counts["not checked"] else ""))
+    print(f"not killed: {kinds['unobservable']} not observable on the wire, "
+          f"{kinds['equivalent']} equivalent, {kinds['open']} open")
+    print(f"score: {score:.1f}% of the non-equivalent, observable mutants killed; "
+          f"survivors in {args.out}")
+    by_file = Counter(m.file for m in judged if m.kind == "open")
+    print("open survivors by file: " + ", ".join(f"{f} {n}" for f, n in by_file.most_common()))
+    if args.check is not None and score < args.check:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
