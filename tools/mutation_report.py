@@ -41,6 +41,8 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 # exceptions; the FA's visitor record feeds its host route): a change to them is behaviour.
 OBSERVED_WORDS = ("security-exception", "route-add", "route-del", "registered",
                   "visitor-added", "prefix", "home_address", "care_of_address")
+OBSERVED_EVENTS = {"security-exception", "route-add", "route-del", "registered",
+                   "visitor-added"}
 
 
 @dataclass
@@ -52,6 +54,10 @@ class Mutant:
     line: int = 0
     before: str = ""
     after: str = ""
+    event: str | None = None  # the log record (Event) the change sits in, if any
+    fault_only: bool = False  # the change is in code that runs only with a named fault on
+    log_detail: bool = False  # the change is in the details of a log record
+    error_detail: bool = False  # the change is in what a DecodeError says, not whether
     reason: str = ""
     kind: str = "open"  # open | unobservable | equivalent
 
@@ -78,22 +84,116 @@ def _definitions(source: Path) -> dict[str, tuple[int, list[str]]]:
     found = {}
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in node.name:
-            found[node.name] = (node.lineno, lines[node.lineno:node.end_lineno])
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            found[node.name] = (start, lines[start - 1:node.end_lineno])
     return found
 
 
 def _diff(m: Mutant, defs, function: str) -> None:
-    orig = defs.get(function.split("__mutmut_")[0] + "__mutmut_orig")
-    mutated = defs.get(function)
+    orig_name = function.split("__mutmut_")[0] + "__mutmut_orig"
+    orig, mutated = defs.get(orig_name), defs.get(function)
     if not orig or not mutated:
         return
-    a, b = orig[1], mutated[1]
+    a = [line.replace(orig_name, "f") for line in orig[1]]
+    b = [line.replace(function, "f") for line in mutated[1]]
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b).get_opcodes():
         if tag != "equal":
-            m.line = i1
+            m.line = orig[0] + i1
             m.before = " ".join(x.strip() for x in a[i1:i2])[:160]
             m.after = " ".join(x.strip() for x in b[j1:j2])[:160]
+            m.event = _event_around(a, i1, max(i2, i1 + 1))
+            m.fault_only = _fault_only(a, i1, max(i2, i1 + 1)) and \
+                _fault_only(b, j1, max(j2, j1 + 1))
+            m.log_detail = _in_log_detail(a, i1, max(i2, i1 + 1))
+            m.error_detail = _error_arity(a, i1, max(i2, i1 + 1)) == \
+                _error_arity(b, j1, max(j2, j1 + 1)) is not None
             return
+
+
+def _error_arity(body: list[str], first: int, last: int) -> int | None:
+    """The number of arguments of the `DecodeError(...)` call spanning the lines, or None."""
+    tree = _parse(body)
+    if tree is None:
+        return None
+    lo, hi = first + 1, last
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "DecodeError" and \
+                node.lineno <= lo and node.end_lineno >= hi:
+            return len(node.args) + len(node.keywords)
+    return None
+
+
+def _parse(body: list[str]):
+    import textwrap
+
+    try:
+        return ast.parse(textwrap.dedent("\n".join(body)))
+    except SyntaxError:
+        return None
+
+
+def _needs_fault(test) -> bool:
+    """A condition that is false whenever no named fault is on: a `_fault(...)` call, or an
+    `and` with one among its operands."""
+    if isinstance(test, ast.Call) and getattr(test.func, "attr", None) == "_fault":
+        return True
+    return isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and \
+        any(_needs_fault(v) for v in test.values)
+
+
+def _fault_only(body: list[str], first: int, last: int) -> bool:
+    """Whether lines first..last (0-based, end exclusive) run only with a named fault on:
+    inside the body of an `if` (or the value of a conditional expression) whose condition
+    needs a fault, or in such a condition itself (which stays false either way)."""
+    tree = _parse(body)
+    if tree is None:
+        return False
+    lo, hi = first + 1, last
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.If, ast.IfExp)) and _needs_fault(node.test):
+            test_lines = (node.test.lineno, node.test.end_lineno)
+            inner = node.body if isinstance(node, ast.If) else [node.body]
+            if any(n.lineno <= lo and n.end_lineno >= hi for n in inner):
+                return True
+            if test_lines[0] <= lo and test_lines[1] >= hi and isinstance(node, ast.If):
+                return True
+    return False
+
+
+def _in_log_detail(body: list[str], first: int, last: int) -> bool:
+    """Whether the change is in what a log record says: the arguments of a
+    `_security_exception(...)` call (the suite checks that one is logged, not its words) or
+    an `event_data=` argument."""
+    tree = _parse(body)
+    if tree is None:
+        return False
+    lo, hi = first + 1, last
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == \
+                "_security_exception" and node.lineno <= lo and node.end_lineno >= hi:
+            return True
+        if isinstance(node, ast.keyword) and node.arg == "event_data" and \
+                node.value.lineno <= lo and node.value.end_lineno >= hi:
+            return True
+    return False
+
+
+def _event_around(body: list[str], first: int, last: int) -> str | None:
+    """The name of the Event(...) call that spans the changed lines ("?" when its name is
+    not a literal), or None when the change is not inside one."""
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent("\n".join(body)))
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Event" and \
+                node.lineno - 1 <= first and node.end_lineno >= last:
+            arg = node.args[0] if node.args else None
+            return arg.value if isinstance(arg, ast.Constant) and \
+                isinstance(arg.value, str) else "?"
+    return None
 
 
 def _tokens(line: str) -> list[tuple[int, str]]:
@@ -138,17 +238,31 @@ def classify(m: Mutant, manual: dict) -> None:
             "unobservable" if reason.startswith("not observable") else "open"
         m.reason = reason
         return
-    if m.status == "no tests":
-        m.reason = "open: no case reaches this code"
+    if m.file.endswith("codec/render.py") or (m.file.endswith("codec/errors.py") and
+                                               m.function.endswith(".to_dict")):
+        m.kind, m.reason = "unobservable", "not observable on the wire: renders decoded " \
+            "messages and decoding errors for reports and logs"
         return
     text = m.before
+    if m.fault_only:
+        m.kind, m.reason = "equivalent", "equivalent: the code runs only with a named fault " \
+            "on, and none is on in the reference"
+        return
+    if m.log_detail:
+        m.kind, m.reason = "unobservable", "not observable on the wire: the details of a log " \
+            "record (the suite checks that a security exception is logged, not its fields)"
+        return
+    if m.error_detail:
+        m.kind, m.reason = "unobservable", "not observable on the wire: what a decoding error " \
+            "says (offset, field, RFC section); the verdict rests on the error being raised"
+        return
     if "_fault(" in text and _only_fault_name(m.before, m.after):
         m.kind, m.reason = "equivalent", "equivalent: changes only which named fault a " \
             "fault-injection test names; no fault is on in the reference"
         return
-    if m.file.endswith("codec/render.py"):
-        m.kind, m.reason = "unobservable", "not observable on the wire: renders decoded " \
-            "messages for reports and logs"
+    if m.event is not None and m.event not in OBSERVED_EVENTS and m.event != "?":
+        m.kind, m.reason = "unobservable", f"not observable on the wire: the {m.event!r} log " \
+            "record, which the suite does not read"
         return
     if "self.stats[" in text:
         m.kind, m.reason = "unobservable", "not observable on the wire: a statistics counter " \
@@ -163,7 +277,8 @@ def classify(m: Mutant, manual: dict) -> None:
             m.kind, m.reason = "unobservable", "not observable on the wire: the name or " \
                 "wording of a log record the suite does not read"
             return
-    m.reason = "open: a behaviour change no case catches yet"
+    m.reason = "open: no case reaches this code" if m.status == "no tests" else \
+        "open: a behaviour change no case catches yet"
 
 
 def write_report(mutants: list[Mutant], counts: Counter, score: float, out: Path) -> None:
