@@ -28,16 +28,15 @@ def run_in_memory(cases: list[TestCase], profiles: dict[str, Profile] | None = N
                   stop_at_failure: bool = False) -> list[dict]:
     """Each case's record (as in results.json), run against `profiles` (default: the
     reference in every role). `start` fixes the simulated clock's epoch (default: now)."""
-    from conformance.adapters.memory import MemorySession
     from conformance.suite.plugin import RunState, execute
 
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="dsmip4-memrun-"))
     option = SimpleNamespace(catalog=None, testbed=[], dut=[], expected_failures=None,
-                             dsmip4_strict=False, out=str(folder), dsmip4_memory=True)
+                             dsmip4_strict=False, out=str(folder), dsmip4_memory=True,
+                             dsmip4_epoch=start)
     state = RunState(SimpleNamespace(option=option))
     state.profiles = dict(profiles or {})
     state.explicit_duts = bool(profiles)
-    MemorySession.start_time = start
     records = []
     try:
         order = {"ha": 0, "mn": 1, "fa": 2}
@@ -49,7 +48,6 @@ def run_in_memory(cases: list[TestCase], profiles: dict[str, Profile] | None = N
     finally:
         if state.session is not None:
             state.session.close()
-        MemorySession.start_time = None
         if out is None:
             shutil.rmtree(folder, ignore_errors=True)
     return records

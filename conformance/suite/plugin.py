@@ -71,7 +71,7 @@ class RunState:
         self.testbed_path = testbeds[index % len(testbeds)] if testbeds else None
         self.testbed = load_testbed(self.testbed_path) if self.testbed_path else None
         self.memory = opt.dsmip4_memory
-        self.config_option = opt
+        self.memory_epoch = getattr(opt, "dsmip4_epoch", None)
         if self.memory:
             from conformance.adapters.memory import memory_testbed
 
@@ -99,8 +99,7 @@ class RunState:
                     from conformance.adapters.memory import MemorySession
 
                     self.session = MemorySession(self.testbed, self.profiles, self.out)
-                    self.session.start_time = getattr(self.config_option, "dsmip4_epoch",
-                                                      None)
+                    self.session.start_time = self.memory_epoch
                 else:
                     self.session = Session(self.testbed, self.profiles, self.out)
                 self.session.start()
