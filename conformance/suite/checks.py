@@ -229,6 +229,13 @@ def reserved_flags_zero(ctx, request):
 
 
 @check("request")
+def decapsulation_flag(ctx, request, set_: bool):
+    """The D bit (RFC 3344 §3.3): set exactly when the MN registers a co-located CoA."""
+    got = request.flag("D")
+    return got == set_, f"D bit {'set' if set_ else 'clear'}", f"D bit {'set' if got else 'clear'}"
+
+
+@check("request")
 def udp_encapsulation_zero(ctx, request):
     exts = request.find(UDPTunnelRequest)
     if not exts:
@@ -412,9 +419,13 @@ def inner_hop_limit(ctx, packet, equals: int):
 
 
 @check("packet")
-def outer_tos(ctx, packet, equals: int):
+def outer_tos(ctx, packet, equals: int | None = None, in_: list[int] | None = None):
+    """The outer IPv4 TOS byte; `in` lists every value the RFCs allow (CE inside is ECT(0)
+    outside in RFC 3168's full-functionality mode, CE again in RFC 6040's normal mode)."""
+    allowed = ([equals] if equals is not None else []) + list(in_ or [])
     got = parse_ipv4(packet).tos
-    return got == equals, f"outer TOS {equals:#04x}", f"{got:#04x}"
+    return got in allowed, "outer TOS " + " or ".join(f"{v:#04x}" for v in allowed), \
+        f"{got:#04x}"
 
 
 @check("packet")

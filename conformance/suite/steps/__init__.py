@@ -21,6 +21,12 @@ def run_case(run: CaseRun, on_step=None) -> None:
                     STEPS[step.kind].fn(run, step)
             else:
                 STEPS[step.kind].fn(run, step)
+        except (ValueError, TypeError, KeyError) as exc:
+            # The case's own values (a row's parameter, an option) do not fit the step: the
+            # case file's fault, named with its line, never a device verdict.
+            raise SuiteError(f"step {step.index + 1} ({step.kind}) cannot run with these "
+                             f"options: {type(exc).__name__}: {exc}", file=run.case.file,
+                             case=run.case.id, line=step.line) from exc
         except DeviceDidNotProvide as exc:
             if not any(r.ok is False for r in run.results):
                 raise SuiteError(f"step {step.index + 1} needs {exc}, yet no check failed",

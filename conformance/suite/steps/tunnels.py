@@ -34,7 +34,7 @@ def _ipv6(run: CaseRun, spec) -> bytes:
 def send_ipv6(run: CaseRun, step: Step) -> None:
     """The correspondent sends an IPv6 packet toward the HA's home side."""
     run.mark_all()
-    packet = _ipv6(run, step.spec)
+    packet = _ipv6(run, run.resolve(step.spec))
     run.session.agent_for("cn").send_ip6(packet)
     run.note("suite (CN)", "DUT (HA)", f"IPv6 to {run.resolve(step.spec['dst'])}, "
              f"{len(packet)} bytes")
