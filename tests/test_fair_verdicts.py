@@ -351,3 +351,13 @@ def test_pytest_without_a_testbed_is_not_a_green_run():
                            "conformance.suite.plugin", "-q", "-p", "no:cacheprovider"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 4 and "no --testbed" in proc.stderr + proc.stdout
+
+
+def test_a_rejecting_header_counts_as_rejecting_each_prefix_but_never_as_accepting():
+    from conformance.suite.checks import prefix_reply_code
+
+    rejected = RegistrationReply(129, 0, HOA, HA, 1, [AuthExtension(32, 256)])
+    assert prefix_reply_code(None, rejected, "2001:db8:10:1::/64", reject=True)[0]
+    assert not prefix_reply_code(None, rejected, "2001:db8:10:1::/64", accept=True)[0]
+    accepted = RegistrationReply(0, 60, HOA, HA, 1, [AuthExtension(32, 256)])
+    assert not prefix_reply_code(None, accepted, "2001:db8:10:1::/64", reject=True)[0]

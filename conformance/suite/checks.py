@@ -147,6 +147,9 @@ def prefix_reply_code(ctx, reply, prefix: Prefix, equals: int | None = None,
     codes = _codes(equals, in_, accept, reject, set(range(0, 8)))
     found = [r for r in reply.prefix_replies if r.key == target]
     if not found:
+        if reply.code > 1 and not codes & set(range(0, 8)):
+            # A rejecting header rejects every prefix (RFC 5454 §3.2): a rejection too.
+            return True, f"{prefix} rejected", f"the whole registration rejected ({reply.code})"
         return False, f"a reply for {prefix} with code in {sorted(codes)[:10]}", "no reply"
     return found[0].code in codes, f"{prefix}: code in {_show(codes)}", \
         f"{prefix}: code {found[0].code}"
