@@ -3,8 +3,8 @@
 Runs in memory first (suite.inmemory: the reference engines on a simulated clock), then on a
 lab for what only real hosts show (the socket and TUN adapter's faults, the clean reference on
 real kernels). Each phase runs the suite against the clean reference implementation (every
-case must be PASS or NOT-APPLICABLE), then the cases of optional features (PICS) the default reference does not
-claim against the reference's configuration variants that claim them
+case must be PASS or NOT-APPLICABLE), then the cases of optional features (PICS) the default
+reference does not claim against the reference's configuration variants that claim them
 (fixtures/profiles/variants/), so that every case passes against some clean configuration.
 Then, for each named fault of the reference HA, MN and FA, it runs the cases that check the
 requirement the fault breaks against the reference (or the variant claiming that requirement's
@@ -140,7 +140,7 @@ def _clean_variants(runner, case_info, profiles) -> bool:
     return ok
 
 
-def _memory_runner(work: Path):
+def _memory_runner():
     """Runs cases in this process against the reference in memory (suite.inmemory)."""
     from collections import Counter
 
@@ -219,7 +219,7 @@ def run(args) -> int:
     # The engines' faults in memory (seconds); what lives in the socket and TUN adapter, and
     # the clean reference on real hosts, on the lab.
     print("in memory (the reference engines, simulated clock):", flush=True)
-    memory = _memory_runner(work)
+    memory = _memory_runner()
     if not args.skip_clean:
         ok &= _clean(memory, case_info, profiles)
     ok &= _faults_caught(memory, [f for f in faults if f[0] not in NOT_MODELLED], pairs,

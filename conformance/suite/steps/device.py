@@ -59,9 +59,11 @@ def log(run: CaseRun, step: Step) -> None:
     limit = run.timeout(step, "reply_timeout")
     start = run.session.clock.monotonic()
     try:
-        lines = wait_for(lambda: dut.security_exceptions(run.vars["_log_mark"]), limit,
-                         "a security-exception record", clock=run.session.clock) if want == "present" else \
-            dut.security_exceptions(run.vars["_log_mark"])
+        if want == "present":
+            lines = wait_for(lambda: dut.security_exceptions(run.vars["_log_mark"]), limit,
+                             "a security-exception record", clock=run.session.clock)
+        else:
+            lines = dut.security_exceptions(run.vars["_log_mark"])
     except WaitTimeout:
         lines = []
     run.waited += run.session.clock.monotonic() - start

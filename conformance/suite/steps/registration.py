@@ -358,8 +358,8 @@ def reply(run: CaseRun, step: Step) -> None:
     ident = int(fields.get("identification", request.identification))
     if "ha_clock_offset" in fields:
         # A 133 as an HA whose clock is this many seconds off: its time in the high bits.
-        ident = ((ntp_time(run.session.clock.time()) >> 32) + int(fields["ha_clock_offset"])) << 32 | \
-            (request.identification & 0xFFFFFFFF)
+        ha_time = (ntp_time(run.session.clock.time()) >> 32) + int(fields["ha_clock_offset"])
+        ident = ha_time << 32 | (request.identification & 0xFFFFFFFF)
     message = RegistrationReply(int(fields.get("code", 0)),
                                 int(fields.get("lifetime", request.lifetime)),
                                 request.home_address, run.vars["ha"], ident, exts)
