@@ -99,8 +99,8 @@ def _diff(m: Mutant, defs, function: str) -> None:
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b).get_opcodes():
         if tag != "equal":
             m.line = orig[0] + i1
-            m.before = " ".join(x.strip() for x in a[i1:i2])[:160]
-            m.after = " ".join(x.strip() for x in b[j1:j2])[:160]
+            m.before = " ".join(x.strip() for x in a[i1:i2])[:100]
+            m.after = " ".join(x.strip() for x in b[j1:j2])[:100]
             m.event = _event_around(a, i1, max(i2, i1 + 1))
             m.fault_only = _fault_only(a, i1, max(i2, i1 + 1)) and \
                 _fault_only(b, j1, max(j2, j1 + 1))
