@@ -153,6 +153,18 @@ def lifetime_clamped_and_relayed(monkeypatch):
     _wrap(monkeypatch, ForeignAgent, "_request", make)
 
 
+def unsupported_flag_cleared_and_relayed(monkeypatch):
+    """The FA clears the M bit it cannot serve and relays the altered request."""
+    def make(original):
+        def request(self, payload, req, src, sport, now):
+            if payload[1] & 0x10:  # M (RFC 3344 §3.3: S B D M G r T x)
+                payload = payload[:1] + bytes((payload[1] & ~0x10,)) + payload[2:]
+                req.flags &= ~0x10
+            return original(self, payload, req, src, sport, now)
+        return request
+    _wrap(monkeypatch, ForeignAgent, "_request", make)
+
+
 PLANTED = [
     ("HA-3.3-009", exact_prefix_not_a_conflict, "RFC5454-3.3-06"),
     ("HA-3.3-010", reply_prefix_masked_by_whole_bytes, "RFC5454-2.2-01"),
@@ -164,6 +176,8 @@ PLANTED = [
     ("MN-3.5-013", fallback_only_on_first_registration, "RFC5454-3.5-04"),
     ("FA-3344-003", visitor_only_for_code_0, "RFC3344-4.2.3-01"),
     ("FA-3344-004", lifetime_clamped_and_relayed, "RFC3344-3.7.2-01"),
+    ("FA-3344-005[minimal-encapsulation]", unsupported_flag_cleared_and_relayed,
+     "RFC3344-3.7.2-01"),
 ]
 
 

@@ -287,7 +287,7 @@ def expect_relayed(run: CaseRun, step: Step) -> None:
     name = spec.get("save_as", "request")
     if packet is None and spec.get("or_denied"):
         run.vars[name] = Absent(f"the FA denied the request in step {step.index + 1}")
-        _denied_by_fa(run, step, sent, [int(c) for c in spec["or_denied"]])
+        _denied_by_fa(run, step, sent, [int(c) for c in run.resolve(spec["or_denied"])])
         return
     if packet is None:
         run.vars[name] = Absent(f"nothing relayed in step {step.index + 1}")
