@@ -26,8 +26,6 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES = ROOT / "fixtures" / "profiles"
-VARIANTS = PROFILES / "variants"
 
 
 def _faults() -> list[tuple[str, str, str]]:
@@ -57,18 +55,16 @@ def _case_index():
 
 def _profiles():
     """role -> [default reference profile, then its variants]."""
-    from conformance.lab.profile import ROLES, load_profile
+    from conformance.lab.profile import reference_configurations
 
-    out = {role: [load_profile(PROFILES / f"reference-{role}.yaml")] for role in ROLES}
-    for path in sorted(VARIANTS.glob("*.yaml")):
-        profile = load_profile(path)
-        out[profile.role].append(profile)
-    return out
+    return reference_configurations()
 
 
 def _profile_for(role: str, pics: set[str], profiles) -> object | None:
     """The first reference configuration of `role` that claims every item of `pics`."""
-    return next((p for p in profiles[role] if p.claims_all(pics)), None)
+    from conformance.lab.profile import claiming
+
+    return claiming(profiles, role, pics)
 
 
 def _run(testbed: str, out: Path, cases: list[str], dut: str | None = None) -> dict:

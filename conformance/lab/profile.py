@@ -210,6 +210,21 @@ def load_profile(path: str | Path) -> Profile:
 REFERENCE_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
 
 
+def reference_configurations() -> dict[str, list[Profile]]:
+    """role -> [the shipped reference profile, then its configuration variants (other PICS
+    sets) from fixtures/profiles/variants/]."""
+    out = {role: [load_profile(REFERENCE_PROFILES / f"reference-{role}.yaml")] for role in ROLES}
+    for path in sorted((REFERENCE_PROFILES / "variants").glob("*.yaml")):
+        profile = load_profile(path)
+        out[profile.role].append(profile)
+    return out
+
+
+def claiming(configurations: dict[str, list[Profile]], role: str, pics) -> Profile | None:
+    """The first configuration of `role` whose PICS claims every item of `pics`."""
+    return next((p for p in configurations[role] if p.claims_all(pics)), None)
+
+
 @functools.lru_cache(maxsize=None)
 def reference_profile(role: str) -> Profile:
     """The shipped profile of the reference implementation in `role` (parsed once)."""

@@ -6,29 +6,18 @@ still passes against it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from conformance.lab.profile import load_profile
+from conformance.lab.profile import claiming, reference_configurations
 from conformance.suite.inmemory import load_cases, run_in_memory
 
-PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
-CONFIGURATIONS = {role: [load_profile(PROFILES / f"reference-{role}.yaml")]
-                  for role in ("ha", "mn", "fa")}
-for _path in sorted((PROFILES / "variants").glob("*.yaml")):
-    _variant = load_profile(_path)
-    CONFIGURATIONS[_variant.role].append(_variant)
+CONFIGURATIONS = reference_configurations()
 CASES = load_cases()
-
-
-def configuration_for(case):
-    return next((p for p in CONFIGURATIONS[case.role] if p.claims_all(case.pics)), None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case_passes_against_the_reference_in_memory(case):
-    profile = configuration_for(case)
+    profile = claiming(CONFIGURATIONS, case.role, case.pics)
     assert profile is not None, f"no reference configuration claims {case.pics}"
     record = run_in_memory([case], {case.role: profile})[0]
     assert record["verdict"] == "PASS", f"{record['verdict']}: {record['message']}"
