@@ -222,3 +222,38 @@ def test_lab_down_removes_only_stale_labs_unless_told():
     assert names(builtin.removable(labs, None, False)) == ["d4bbbb"]
     assert names(builtin.removable(labs, None, True)) == ["d4aaaa", "d4bbbb"]
     assert names(builtin.removable(labs, "d4aaaa", False)) == ["d4aaaa"]
+
+
+def _icmp_unreachable_from(src: str):
+    """A filter for ICMP errors (destination unreachable) a host sent."""
+    return {"version": 4, "ip_proto": 1, "src": src}
+
+
+def test_suite_hosts_send_no_icmp_errors_but_the_agents_packets_pass(lab):
+    """Issue 13 item 8: a quiet host's kernel answers nothing with ICMP errors, while the ICMP
+    the agent crafts (e.g. fragmentation needed, sent to a device on purpose) still goes out."""
+    _, _, hosts = lab
+    mn, fa = Agent(hosts["mn"]).start(), Agent(hosts["fa"]).start()
+    try:
+        fa.listen("eth0")
+
+        def port_unreachable_seen() -> bool:
+            since = fa.mark("eth0")
+            fa.send_udp(topology.FA, topology.COA, b"knock", sport=40000, dport=9)
+            return fa.wait("eth0", _icmp_unreachable_from(topology.COA), 1.0, since)["matched"]
+
+        assert port_unreachable_seen(), "the kernel should answer a closed port when loud"
+        mn.quiet(True)
+        assert not port_unreachable_seen()
+        assert mn.quiet_dropped() >= 1
+        since = fa.mark("eth0")
+        crafted = bytes.fromhex("4500001c000000004001") + b"\0\0" + \
+            bytes(map(int, topology.COA.split("."))) + bytes(map(int, topology.FA.split("."))) + \
+            bytes.fromhex("0304000000000000")
+        mn.send_ip(crafted)
+        assert fa.wait("eth0", _icmp_unreachable_from(topology.COA), 2.0, since)["matched"]
+        mn.quiet(False)
+        assert port_unreachable_seen()
+    finally:
+        mn.stop()
+        fa.stop()

@@ -64,6 +64,34 @@ def test_reference_passes_in_every_role_with_all_reports(tmp_path):
     assert case["evidence"]["pcap_foreign"] and Path(case["evidence"]["pcap_foreign"]).exists()
     assert case["evidence"]["bindings_after"] and case["trace"]
     assert "protocol waits" in proc.stdout and "report:" in proc.stdout
+    assert _icmp_errors_from_suite_hosts(results) == []
+
+
+def _icmp_errors_from_suite_hosts(results) -> list[str]:
+    """ICMP errors in a run's captures sent by a host other than the device's (issue 13 item
+    8: the suite's hosts handle their roles in user space and must not answer the device)."""
+    from scapy.all import ICMP, IP, IPv6, rdpcap
+    from conformance.lab import topology
+
+    found = []
+    for case in results["cases"]:
+        role = case["id"].split("-")[0].lower()
+        own = {a.split("/")[0] for addrs in topology.HOSTS[role]["interfaces"].values()
+               for a in addrs}
+        for key, path in case["evidence"].items():
+            if not key.startswith("pcap_") or not path or not Path(path).stat().st_size > 24:
+                continue
+            for pkt in rdpcap(path):
+                if IP in pkt and ICMP in pkt and pkt[ICMP].type in (3, 4, 11, 12):
+                    src = pkt[IP].src
+                elif IPv6 in pkt and pkt[IPv6].nh == 58 and bytes(pkt[IPv6].payload)[:1] \
+                        and bytes(pkt[IPv6].payload)[0] < 5:
+                    src = pkt[IPv6].src
+                else:
+                    continue
+                if src not in own:
+                    found.append(f"{case['id']} {key}: ICMP error from {src}")
+    return found
 
 
 def test_a_fault_in_the_device_is_a_fail_with_evidence(tmp_path):

@@ -20,6 +20,20 @@ import time
 
 VERSION = 1
 ETH_P_ALL = 0x0003
+SO_MARK = 36
+# Packets the agent crafts carry this mark, so the quiet rules below never drop them.
+AGENT_MARK = 0x4D34
+QUIET_TABLE = "dsmip4_quiet"
+# The suite handles its roles' traffic in user space, so its hosts' kernels must not answer
+# it with ICMP errors (a correct FA may reject with code 80/81 on an ICMP error from the HA).
+QUIET_RULES = """table inet %(table)s {
+    chain output {
+        type filter hook output priority 0; policy accept;
+        meta mark != %(mark)d icmp type { destination-unreachable, source-quench, time-exceeded, parameter-problem } counter drop
+        meta mark != %(mark)d icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } counter drop
+    }
+}
+"""
 
 
 def _checksum(data):
@@ -68,6 +82,24 @@ def matches(summary, flt):
         if summary.get(key) != want:
             return False
     return True
+
+
+def _marked(sock):
+    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, AGENT_MARK)
+    return sock
+
+
+def _nft(args, stdin=None):
+    try:
+        proc = subprocess.run(["nft"] + args, input=stdin, capture_output=True, text=True,
+                              timeout=10)
+    except FileNotFoundError:
+        raise RuntimeError("nft is not installed on this host (Debian package nftables): the "
+                           "suite needs it to keep the host's kernel from answering the "
+                           "device with ICMP errors")
+    if proc.returncode != 0:
+        raise RuntimeError("nft %s: %s" % (" ".join(args), proc.stderr.strip()))
+    return proc.stdout
 
 
 class Listener:
@@ -136,14 +168,41 @@ class Agent:
         self.sockets = {}
         self.captures = {}
         self.raw = None
+        self.quiet = False
 
     def op_ping(self, req):
         return {"version": VERSION, "pid": os.getpid(), "host": socket.gethostname()}
 
     def _raw(self):
         if self.raw is None:
-            self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            self.raw = _marked(socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                                             socket.IPPROTO_RAW))
         return self.raw
+
+    def op_quiet(self, req):
+        """Stop this host's kernel sending ICMP errors (nftables, in its own table)."""
+        if req.get("on", True):
+            # One transaction: create (so that delete works), delete, then the rules afresh.
+            _nft(["-f", "-"], "table inet %s\ndelete table inet %s\n" % (
+                QUIET_TABLE, QUIET_TABLE) + QUIET_RULES % {"table": QUIET_TABLE,
+                                                           "mark": AGENT_MARK})
+            self.quiet = True
+        elif self.quiet:
+            _nft(["delete", "table", "inet", QUIET_TABLE])
+            self.quiet = False
+        return {"quiet": self.quiet}
+
+    def op_quiet_dropped(self, req):
+        """How many ICMP errors the quiet rules have dropped (0 when not quiet)."""
+        if not self.quiet:
+            return {"dropped": 0}
+        out = _nft(["-j", "list", "table", "inet", QUIET_TABLE])
+        dropped = 0
+        for item in json.loads(out).get("nftables", []):
+            for expr in item.get("rule", {}).get("expr", []):
+                if "counter" in expr:
+                    dropped += expr["counter"].get("packets", 0)
+        return {"dropped": dropped}
 
     def op_send_udp(self, req):
         packet = ipv4_udp(req["src"], req["dst"], req["sport"], req["dport"],
@@ -158,7 +217,8 @@ class Agent:
 
     def op_send_ip6(self, req):
         packet = bytes.fromhex(req["packet"])
-        with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        with _marked(socket.socket(socket.AF_INET6, socket.SOCK_RAW,
+                                   socket.IPPROTO_RAW)) as sock:
             sock.sendto(packet, (socket.inet_ntop(socket.AF_INET6, packet[24:40]), 0))
         return {"sent": len(packet)}
 
@@ -238,6 +298,11 @@ class Agent:
             listener.close()
         for proc, _ in self.captures.values():
             proc.kill()
+        if self.quiet:  # leave the host as it was found
+            try:
+                self.op_quiet({"on": False})
+            except Exception:
+                pass
         return {"bye": True}
 
 
@@ -260,7 +325,8 @@ def main():
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
         if answer.get("bye"):
-            break
+            return
+    agent.op_exit({})  # the controller went away without saying goodbye
 
 
 if __name__ == "__main__":

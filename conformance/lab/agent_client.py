@@ -81,6 +81,13 @@ class Agent:
     def send_ip6(self, packet: bytes) -> None:
         self.call("send_ip6", packet=packet.hex())
 
+    def quiet(self, on: bool = True) -> None:
+        """Keep the host's kernel from sending ICMP errors (the agent's own packets pass)."""
+        self.call("quiet", on=on)
+
+    def quiet_dropped(self) -> int:
+        return self.call("quiet_dropped")["dropped"]
+
     def listen(self, iface: str) -> int:
         return self.call("listen", iface=iface)["mark"]
 

@@ -194,9 +194,10 @@ class SSHHost:
         return f"mkdir -p {workdir} && chmod 0700 {workdir}"
 
     def health(self) -> dict:
-        """What a lab host must offer before use: a shell, python3 and tcpdump."""
+        """What a lab host must offer before use: a shell, python3, tcpdump and nft (the
+        suite's hosts must not answer the device with ICMP errors)."""
         result = self.run(f"echo ok; command -v {shlex.quote(self.spec.python)}; "
-                          f"command -v tcpdump; {self.workdir_command()}", 10)
+                          f"command -v tcpdump; command -v nft; {self.workdir_command()}", 10)
         lines = result.stdout.split()
         problems = []
         if "ok" not in lines:
@@ -205,5 +206,7 @@ class SSHHost:
             problems.append(f"no {self.spec.python}")
         if not any(line.endswith("tcpdump") for line in lines):
             problems.append("no tcpdump")
+        if not any(line.endswith("/nft") for line in lines):
+            problems.append("no nft (Debian package nftables)")
         return {"host": self.name, "ok": not problems, "problems": problems,
                 "latency_ms": round(result.duration * 1000, 1)}

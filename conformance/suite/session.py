@@ -121,6 +121,7 @@ class Session:
         for dev in list(self.devices.values()):
             dev.stop()
         self.devices.clear()
+        self.quiet_suite_hosts(role)
         wanted = PEERS[role] + ([] if role == "mn" else [role])
         for r in wanted:
             dev = self.device(r)
@@ -129,6 +130,17 @@ class Session:
             dev.start()
             self.devices[r] = dev
         self.active_role = role
+
+    def quiet_suite_hosts(self, role: str) -> None:
+        """The suite's hosts handle the roles they play in user space: their kernels must not
+        answer the device with ICMP errors (a correct FA may reject on one, RFC 3344 §3.7.2).
+        The host of the device under test is left as it is: its kernel is part of the device."""
+        dut_host = self.testbed.host_for(role).name
+        for name in self.hosts:
+            if name != dut_host:
+                self.agent(name).quiet(True)
+            elif name in self.agents:
+                self.agents[name].quiet(False)
 
     def dut(self, role: str) -> Device | None:
         return self.devices.get(role)
