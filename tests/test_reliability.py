@@ -82,3 +82,16 @@ def test_a_device_that_died_between_cases_is_restarted_and_the_case_still_runs()
     session.devices = {"ha": Dead(False)}
     with pytest.raises(DeviceCrashed, match="did not start with `start-ha`"):
         session.ready_for("ha")
+
+
+def test_xdist_refuses_fewer_testbeds_than_workers():
+    """Issue 13 item 3: two workers on one lab would stop each other's devices mid-case."""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(root / "testcases"), "-n", "2", "-q",
+         "-p", "no:cacheprovider", "--rootdir", str(root),
+         "--testbed", str(root / "fixtures/testbeds/example-remote.yaml")],
+        capture_output=True, text=True, timeout=120, cwd=root)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "every xdist worker needs a lab of its own" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -170,3 +170,23 @@ def test_every_shipped_profile_runs_standalone_without_a_fail(tmp_path, profile)
     assert results is not None, proc.stderr[-2000:]
     bad = {k: v for k, v in verdicts(results).items() if v not in ("PASS", "NOT-APPLICABLE")}
     assert bad == {} and proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_two_runs_side_by_side_both_pass(tmp_path):
+    """Issue 13 item 3: labs started at the same moment get their own prefix, management
+    subnet and folders (allocation is atomic across processes), so both runs pass."""
+    procs, outs = [], []
+    for i in range(2):
+        outs.append(tmp_path / f"run{i}")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "conformance", "run", "--out", str(outs[i]), "--role", "fa"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+            env=dict(os.environ, PYTHONPATH=str(ROOT))))
+    logs = [proc.communicate(timeout=300)[0] for proc in procs]
+    for proc, log, out in zip(procs, logs, outs):
+        assert proc.returncode == 0, log[-3000:]
+        results = json.loads((out / "results.json").read_text())
+        assert set(verdicts(results).values()) <= {"PASS", "NOT-APPLICABLE"}, verdicts(results)
+    labs = [json.loads((out / "results.json").read_text())["run"]["testbed"]["name"]
+            for out in outs]
+    assert labs[0] != labs[1]

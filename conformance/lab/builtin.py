@@ -6,6 +6,7 @@ same SSH code uses as it would for a vendor's remote lab.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import ipaddress
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -49,8 +51,33 @@ def _routes() -> list[ipaddress.IPv4Network]:
     return nets
 
 
+@contextmanager
+def allocation_lock():
+    """Held while a lab picks its prefix and management subnet and records them, so labs
+    started at the same moment by different processes never pick the same ones."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / ".allocate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _claimed_subnets() -> list[ipaddress.IPv4Network]:
+    """Management subnets recorded by labs that exist (their bridge may have no route yet)."""
+    nets = []
+    for lab in existing_labs():
+        try:
+            nets.append(ipaddress.IPv4Network(lab["mgmt_subnet"]))
+        except (KeyError, ValueError):
+            continue
+    return nets
+
+
 def choose_mgmt_subnet(requested: str | None = None) -> ipaddress.IPv4Network:
-    routes = _routes()
+    """A management subnet no route and no other lab uses (call under allocation_lock)."""
+    routes = _routes() + _claimed_subnets()
     if requested:
         net = ipaddress.IPv4Network(requested, strict=True)
         clash = [str(r) for r in routes if r.overlaps(net)]
@@ -100,13 +127,18 @@ class BuiltinLab:
         if not Path(SSHD).exists():
             raise LabError(f"{SSHD} is missing: install openssh-server (make setup does it as "
                            f"root)")
-        self.removed_stale = remove_stale()
-        self.mgmt = choose_mgmt_subnet(mgmt_subnet)
-        self.net = Netns()
-        self.dir = STATE_DIR / self.net.prefix
-        self.sshd: dict[str, subprocess.Popen] = {}
-        self.bridge = f"{self.net.prefix}br"
-        self.testbed_path = self.dir / "testbed.yaml"
+        with allocation_lock():
+            self.removed_stale = remove_stale()
+            taken = {lab["prefix"] for lab in existing_labs()}
+            self.net = Netns()
+            while self.net.prefix in taken:
+                self.net = Netns()
+            self.mgmt = choose_mgmt_subnet(mgmt_subnet)
+            self.dir = STATE_DIR / self.net.prefix
+            self.sshd: dict[str, subprocess.Popen] = {}
+            self.bridge = f"{self.net.prefix}br"
+            self.testbed_path = self.dir / "testbed.yaml"
+            self._save()  # claims the prefix and the subnet before the lock is let go
 
     def mgmt_address(self, index: int) -> str:
         return str(self.mgmt.network_address + 2 + index)

@@ -50,6 +50,7 @@ class Netns:
     namespaces: list[str] = field(default_factory=list)
     root_links: list[str] = field(default_factory=list)
     owner: int = field(default_factory=os.getpid)
+    extra: dict = field(default_factory=dict)  # what the lab records beside (its subnet...)
 
     @property
     def state_file(self) -> Path:
@@ -59,10 +60,15 @@ class Netns:
         return f"{self.prefix}-{name}"
 
     def save(self, extra: dict | None = None) -> None:
+        """Record the lab; `extra` is kept for later saves (another lab reads the management
+        subnet from here while this one is still being built)."""
         STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self.extra.update(extra or {})
         data = {"prefix": self.prefix, "owner": self.owner, "namespaces": self.namespaces,
-                "root_links": self.root_links, **(extra or {})}
-        self.state_file.write_text(json.dumps(data, indent=2))
+                "root_links": self.root_links, **self.extra}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.state_file)  # readers never see half a file
 
     # ------------------------------------------------------------------ building
     def add_namespace(self, name: str) -> str:

@@ -116,7 +116,21 @@ class RunState:
 def pytest_configure(config):
     for marker in ("role", "section", "level", "requirement", "pics"):
         config.addinivalue_line("markers", f"{marker}(value): DSMIPv4 conformance {marker}")
+    _one_lab_per_worker(config)
     config.stash[STATE] = RunState(config)
+
+
+def _one_lab_per_worker(config) -> None:
+    """Two xdist workers on one lab would start, stop and capture over each other's devices:
+    refuse fewer testbeds than workers (the in-memory lab is per process, so it may share)."""
+    workers = getattr(config.option, "numprocesses", None)
+    testbeds = config.option.testbed
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.option.dsmip4_memory or not testbeds:
+        return
+    if isinstance(workers, int) and workers > len(testbeds):
+        raise pytest.UsageError(
+            f"-n {workers} with {len(testbeds)} --testbed: every xdist worker needs a lab of its "
+            f"own (give --testbed once per worker, or use -n {len(testbeds)})")
 
 
 def pytest_collect_file(file_path, parent):
