@@ -113,6 +113,8 @@ def run(args) -> int:
     print("DSMIPv4 conformance run " + data["run"]["id"]
           + (" (INTERRUPTED: " + str(len(data["run"]["not_run"])) + " case(s) not run)"
              if data["run"].get("interrupted") else ""))
+    if data["run"].get("lab_lost"):
+        print(f"  LAB LOST: {data['run']['lab_lost']}")
     print("  verdicts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print("  requirements: " + ", ".join(f"{k} {v}" for k, v in
                                           sorted(summary["requirements"].items())))

@@ -95,3 +95,66 @@ def test_xdist_refuses_fewer_testbeds_than_workers():
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "every xdist worker needs a lab of its own" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _run_until_cases_done(out: Path, *args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--role", "ha",
+                             "--out", str(out), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    wait_for(lambda: len(list(out.glob("evidence/*/case.json"))) >= 2 or
+             proc.poll() is not None, 120, "two cases to finish")
+    return proc
+
+
+def _lab_down_all() -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "conformance", "lab", "down", "--all"],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def _assert_lab_lost_report(out: Path, proc: subprocess.Popen, why: str) -> None:
+    log = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 1, log[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    assert why in data["run"]["lab_lost"]
+    verdicts = {c["id"]: c["verdict"] for c in data["cases"]}
+    assert "PASS" in verdicts.values() and "FAIL" not in verdicts.values(), verdicts
+    errors = [c["message"] for c in data["cases"] if c["verdict"] == "ERROR"]
+    assert errors and all(why in m for m in errors), errors
+    assert not data["run"]["not_run"]  # every selected case has a verdict
+    assert "The lab was lost during this run" in (out / "report.html").read_text()
+    assert "LAB LOST" in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("DSMIP4_REQUIRE_TOOLS"),
+                    reason="needs root for the built-in lab")
+def test_a_run_whose_own_lab_is_taken_down_ends_as_error_and_writes_its_report(tmp_path):
+    """Issue 13 item 4: `lab down --all` SIGTERMs the run that owns the lab."""
+    out = tmp_path / "report"
+    proc = _run_until_cases_done(out)
+    try:
+        down = _lab_down_all()
+        assert down.returncode == 0, down.stderr
+        _assert_lab_lost_report(out, proc, "received SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("DSMIP4_REQUIRE_TOOLS"),
+                    reason="needs root for the built-in lab")
+def test_a_run_whose_lab_disappears_ends_as_error_and_writes_its_report(tmp_path):
+    """Issue 13 item 4: a lab from `dsmip4 lab up`, removed while a run uses it."""
+    from conformance.lab.builtin import lab_down, lab_up
+
+    lab = lab_up()
+    out = tmp_path / "report"
+    proc = _run_until_cases_done(out, "--testbed", lab["testbed"])
+    try:
+        lab_down(lab["prefix"])
+        _assert_lab_lost_report(out, proc, "was removed while this run was using it")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        lab_down(lab["prefix"])

@@ -100,7 +100,7 @@ class SSHHost:
                 return fn()
             except CommandTimeout:
                 raise
-            except (_LOST, LabError) as second:
+            except (*_LOST, LabError) as second:
                 raise LabError(f"host {self.name}: lost the connection during {what} "
                                f"({first}); the retry failed too: {second}") from second
 

@@ -82,6 +82,7 @@ def write_reports(state) -> dict:
                        else None, "start": _iso(state.started), "end": _iso(ended),
                        "expected_failures": state.expected.path, "strict": state.strict,
                        "interrupted": bool(getattr(state, "interrupted", False)),
+                       "lab_lost": getattr(state, "lab_lost_reason", None),
                        "not_run": [cid for cid in getattr(state, "selected", [])
                                    if cid not in {c["id"] for c in cases}]},
                "summary": summary, "cases": cases, "requirements": requirements,
@@ -177,6 +178,9 @@ def render_html(results: dict) -> str:
               f"{len(run['not_run'])} selected case(s) were not run: "
               f"{e(', '.join(run['not_run']))}. Its verdicts certify nothing about them.</p>"
               if run.get("interrupted") else ""),
+             (f"<p class='interrupted'><b>The lab was lost during this run</b>: "
+              f"{e(run['lab_lost'])}. The cases after that are ERROR, not verdicts about the "
+              f"device.</p>" if run.get("lab_lost") else ""),
              f"<h2>Certificate summary</h2><p class='counts'>{counts}</p>"
              f"<p>{summary['duration']:.1f} s in all, {summary['protocol_wait']:.1f} s of it "
              f"in protocol waits.</p><div class='grid'>"

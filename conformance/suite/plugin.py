@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -89,6 +91,22 @@ class RunState:
         self.seeds: dict[str, int] = {}
         self.selected: list[str] = []  # case ids, to list what an interrupted run left undone
         self.interrupted = False
+        self.terminated: str | None = None  # set by SIGTERM: the lab is being taken away
+        self.lab_lost_reason: str | None = None
+
+    def lab_lost(self) -> str | None:
+        """Why the lab can no longer be used, once it is gone or going (None while usable):
+        the remaining cases end as ERROR saying so, and the report is still written."""
+        if self.lab_lost_reason is None:
+            builtin = (self.testbed.builtin or {}) if self.testbed and not self.memory else {}
+            state_file = builtin.get("state_file")
+            if self.terminated:
+                self.lab_lost_reason = self.terminated
+            elif state_file and _lab_removed(Path(state_file)):
+                self.lab_lost_reason = (f"the lab {builtin.get('prefix')} was removed while "
+                                        f"this run was using it ({state_file} is gone or "
+                                        f"says it is going down)")
+        return self.lab_lost_reason
 
     def lab(self) -> Session:
         if self.session is None:
@@ -117,7 +135,37 @@ def pytest_configure(config):
     for marker in ("role", "section", "level", "requirement", "pics"):
         config.addinivalue_line("markers", f"{marker}(value): DSMIPv4 conformance {marker}")
     _one_lab_per_worker(config)
-    config.stash[STATE] = RunState(config)
+    config.stash[STATE] = state = RunState(config)
+    _on_sigterm_finish_as_error(state)
+
+
+def _on_sigterm_finish_as_error(state: RunState) -> None:
+    """`dsmip4 lab down --all` (or a cancelled CI job) sends SIGTERM to the lab's owner: the
+    run ends its remaining cases as ERROR, writes its report and takes its lab down."""
+    if state.worker or threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigterm(signum, frame):
+        state.terminated = (f"the run received SIGTERM (pid {os.getpid()}): its lab is being "
+                            f"taken down, e.g. by `dsmip4 lab down --all`, or the job was "
+                            f"cancelled")
+    state.previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def pytest_unconfigure(config):
+    state = config.stash.get(STATE, None)
+    previous = getattr(state, "previous_sigterm", None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _lab_removed(state_file: Path) -> bool:
+    try:
+        return bool(json.loads(state_file.read_text()).get("going_down"))
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _one_lab_per_worker(config) -> None:
@@ -262,6 +310,10 @@ def execute(state: RunState, case) -> CaseRecord:
             record.conclude(Verdict.NOT_APPLICABLE.value, f"the device's PICS "
                           f"does not claim {', '.join(missing)}")
             return record
+        lost = state.lab_lost()
+        if lost:
+            record.conclude(Verdict.ERROR.value, f"not run: {lost}")
+            return record
         session = state.lab()
         dut = session.ready_for(case.role)
         run = CaseRun(session, case)
@@ -318,7 +370,9 @@ def execute(state: RunState, case) -> CaseRecord:
         record.conclude(Verdict.ERROR.value, f"{exc}; last log lines:\n"
                       + "\n".join(exc.last_log[-10:]))
     except (LabError, SuiteError, OSError) as exc:
-        record.conclude(Verdict.ERROR.value, f"{type(exc).__name__}: {exc}")
+        lost = state.lab_lost()
+        record.conclude(Verdict.ERROR.value, f"{type(exc).__name__}: {exc}"
+                        + (f" ({lost})" if lost else ""))
     except Exception as exc:  # a bug of the suite: ERROR with the traceback, never a FAIL
         record.conclude(Verdict.ERROR.value, "suite error: " +
                       "".join(traceback.format_exception(exc))[-1500:])
