@@ -417,3 +417,20 @@ def test_plain_mipv4_ha_ignores_type_152():
     ha = HomeAgent(ha_config(dsmip=False))
     reply, _ = send(ha, rrq(P1, TunnelingMode()))
     assert reply.code == 0 and reply.prefix_replies == []
+
+
+def test_a_binding_whose_reply_could_not_be_sent_is_not_kept():
+    """Issue 13 item 2: the adapter says a reply was not sent: the MN was never told, so no
+    binding and no route stays behind."""
+    ha = make_ha()
+    reply, actions = send(ha, rrq(P1))
+    assert reply.code == 0 and HOA in ha.bindings
+    [sent] = [a for a in actions if isinstance(a, SendUDP)]
+    undone = ha.reply_not_sent(sent.payload, Clock.t)
+    assert HOA not in ha.bindings
+    assert {a.name for a in undone if isinstance(a, Event)} == {"route-del", "binding-removed"}
+    assert ha.reply_not_sent(sent.payload, Clock.t) == []  # nothing left to undo
+    denied, actions = send(ha, rrq(P1, spi=999))
+    assert denied.code > 1
+    [sent] = [a for a in actions if isinstance(a, SendUDP)]
+    assert ha.reply_not_sent(sent.payload, Clock.t) == []  # a denial installed nothing

@@ -85,6 +85,16 @@ def raw_sender() -> socket.socket:
     return sock
 
 
+IP_MTU = 14
+
+
+def route_mtu(dst: str) -> int:
+    """The MTU of the route to `dst` (a connected UDP socket asks the kernel; nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((dst, 9))
+        return sock.getsockopt(socket.IPPROTO_IP, IP_MTU)
+
+
 def ifindex_of(name: str | None) -> int | None:
     if not name:
         return None

@@ -8,16 +8,20 @@ raw socket, DeliverIPv6 -> the TUN device, Event -> a log line and, for routes a
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
+import secrets
 import selectors
 import signal
 import socket
 import sys
 import time
 
-from conformance.codec.packets import ipv4_packet, parse_ipv4, udp_packet, PROTO_UDP
+from conformance.codec.packets import (
+    PROTO_UDP, fragment_ipv4, ipv4_packet, parse_ipv4, udp_packet,
+)
 from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
 from conformance.nodes.config import NodeConfig
 from conformance.nodes.fa import ForeignAgent
@@ -84,6 +88,7 @@ class NodeRunner:
             self.mcast.setblocking(False)
             self.selector.register(self.mcast, selectors.EVENT_READ, self._on_multicast)
         self._host_routes: set[str] = set()
+        self._ident = secrets.randbits(16)  # identification of the packets it fragments
         self.control = None
         if rt.control_socket:
             try:
@@ -108,6 +113,8 @@ class NodeRunner:
                 self._apply_one(action)
             except OSError as exc:
                 self.log.write("send-failed", "error", error=str(exc), action=type(action).__name__)
+                if isinstance(action, SendUDP) and self.role == "ha":
+                    self.apply(self.engine.reply_not_sent(action.payload, time.time()))
             except linux.PlumbingError as exc:
                 self.log.write("plumbing-failed", "error", error=str(exc))
 
@@ -116,15 +123,28 @@ class NodeRunner:
             packet = ipv4_packet(action.src, action.dst, PROTO_UDP,
                                  udp_packet(action.src, action.dst, action.sport, action.dport,
                                             action.payload))
-            self.raw_out.sendto(packet, (action.dst, 0))
+            self._send_ipv4(packet, action.dst)
         elif isinstance(action, SendIPv4):
-            self.raw_out.sendto(action.packet, (parse_ipv4(action.packet).dst, 0))
+            self._send_ipv4(action.packet, parse_ipv4(action.packet).dst)
         elif isinstance(action, DeliverIPv6):
             if self.tun_fd is not None:
                 os.write(self.tun_fd, action.packet)
         elif isinstance(action, Event):
             self.log.write(action.name, action.level, **action.data)
             self._plumb(action)
+
+    def _send_ipv4(self, packet: bytes, dst: str) -> None:
+        """A raw socket that writes its own header never fragments: a packet longer than the
+        route's MTU (a reply with many prefix replies) goes out in fragments (RFC 791), unless
+        it says Don't Fragment (the engines size those to their path MTU)."""
+        try:
+            self.raw_out.sendto(packet, (dst, 0))
+        except OSError as exc:
+            if exc.errno != errno.EMSGSIZE or packet[6] & 0x40:
+                raise
+            self._ident = (self._ident + 1) & 0xFFFF or 1
+            for fragment in fragment_ipv4(packet, linux.route_mtu(dst), self._ident):
+                self.raw_out.sendto(fragment, (dst, 0))
 
     def _plumb(self, event: Event) -> None:
         rt = self.config.runtime

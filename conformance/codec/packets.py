@@ -78,6 +78,38 @@ def parse_ipv4(packet: bytes) -> IPv4:
                 bool(frag & 0x4000))
 
 
+def fragment_ipv4(packet: bytes, mtu: int, ident: int) -> list[bytes]:
+    """The fragments (RFC 791 §3.2) of a packet too long for a link of `mtu` bytes: its header
+    copied into each, the data cut at multiples of 8 bytes, More Fragments set on all but the
+    last. A packet whose identification is 0 gets `ident`, since fragments are put back
+    together by it. Raises ValueError for a packet with Don't Fragment set."""
+    if len(packet) <= mtu:
+        return [packet]
+    ihl = (packet[0] & 0xF) * 4
+    flags_offset = struct.unpack_from("!H", packet, 6)[0]
+    if flags_offset & 0x4000:
+        raise ValueError("the packet has Don't Fragment set")
+    chunk = (mtu - ihl) // 8 * 8
+    if chunk <= 0:
+        raise ValueError(f"an MTU of {mtu} bytes cannot carry a fragment")
+    header = bytearray(packet[:ihl])
+    if not struct.unpack_from("!H", header, 4)[0]:
+        struct.pack_into("!H", header, 4, ident & 0xFFFF)
+    data = packet[ihl:struct.unpack_from("!H", packet, 2)[0]]
+    first_offset, more_after = flags_offset & 0x1FFF, flags_offset & 0x2000
+    fragments = []
+    for start in range(0, len(data), chunk):
+        part = data[start:start + chunk]
+        last = start + chunk >= len(data)
+        struct.pack_into("!H", header, 2, ihl + len(part))
+        struct.pack_into("!H", header, 6, (more_after if last else 0x2000)
+                         | (first_offset + start // 8))
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, checksum(bytes(header)))
+        fragments.append(bytes(header) + part)
+    return fragments
+
+
 def frag_needed(router: str, original: bytes, mtu: int) -> bytes:
     """ICMPv4 Destination Unreachable, Fragmentation Needed (RFC 1191 §4) from `router` back to
     the source of `original`, quoting its IPv4 header and first 8 bytes."""

@@ -7,6 +7,7 @@ crafted frames and IP packets, UDP and raw sockets, packet listeners with filter
 deadlines, and tcpdump captures whose files the controller fetches.
 """
 
+import errno
 import json
 import os
 import select
@@ -56,6 +57,32 @@ def ipv4_udp(src, dst, sport, dport, payload, ttl=64):
     return header + udp
 
 
+def route_mtu(dst):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((dst, 9))
+        return sock.getsockopt(socket.IPPROTO_IP, 14)  # IP_MTU
+
+
+def fragments(packet, mtu):
+    """RFC 791 §3.2 fragments of a packet with no options (the agent's own packets)."""
+    ihl = (packet[0] & 15) * 4
+    header = bytearray(packet[:ihl])
+    if not struct.unpack_from("!H", header, 4)[0]:
+        struct.pack_into("!H", header, 4, int.from_bytes(os.urandom(2), "big") or 1)
+    data = packet[ihl:struct.unpack_from("!H", packet, 2)[0]]
+    chunk = (mtu - ihl) // 8 * 8
+    out = []
+    for start in range(0, len(data), chunk):
+        part = data[start:start + chunk]
+        struct.pack_into("!H", header, 2, ihl + len(part))
+        struct.pack_into("!H", header, 6, (0 if start + chunk >= len(data) else 0x2000)
+                         | start // 8)
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, _checksum(bytes(header)))
+        out.append(bytes(header) + part)
+    return out
+
+
 def summarize(packet):
     """Fields of an IPv4 packet for filters and reports (None when it is not IPv4)."""
     if len(packet) < 20 or packet[0] >> 4 != 4:
@@ -68,13 +95,16 @@ def summarize(packet):
     out = {"version": 4, "src": socket.inet_ntoa(packet[12:16]),
            "dst": socket.inet_ntoa(packet[16:20]), "ip_proto": packet[9], "length": len(packet),
            "tos": packet[1], "ttl": packet[8]}
+    if struct.unpack_from("!H", packet, 6)[0] & 0x3FFF:
+        out["fragment"] = True  # a piece: the listener adds the whole packet when complete
+        return out
     if packet[9] == 17 and len(packet) >= ihl + 8:
         out["sport"], out["dport"] = struct.unpack_from("!HH", packet, ihl)
     return out
 
 
 def matches(summary, flt):
-    if summary is None:
+    if summary is None or summary.get("fragment") and not flt.get("fragment"):
         return False
     for key, want in flt.items():
         if key == "payload_prefix":
@@ -102,6 +132,44 @@ def _nft(args, stdin=None):
     return proc.stdout
 
 
+class Reassembly:
+    """IPv4 fragments put back together (RFC 791 §3.2), so that a filter sees whole packets;
+    the pieces stay in the listener's list too. Incomplete ones are dropped after 30 s."""
+
+    def __init__(self):
+        self.pending = {}  # (src, dst, proto, ident) -> (first seen, {offset: (more, data)})
+
+    def add(self, packet):
+        if len(packet) < 20 or packet[0] >> 4 != 4:
+            return None
+        flags = struct.unpack_from("!H", packet, 6)[0]
+        if not flags & 0x3FFF:
+            return None
+        now = time.monotonic()
+        for key in [k for k, (t, _) in self.pending.items() if now - t > 30]:
+            del self.pending[key]
+        ihl = (packet[0] & 15) * 4
+        total = struct.unpack_from("!H", packet, 2)[0]
+        key = (packet[12:16], packet[16:20], packet[9], packet[4:6])
+        first_seen, pieces = self.pending.setdefault(key, (now, {}))
+        pieces[(flags & 0x1FFF) * 8] = (bool(flags & 0x2000), packet[ihl:total], packet[:ihl])
+        data, at = b"", 0
+        while at in pieces:
+            more, part, header = pieces[at]
+            data, at = data + part, at + len(part)
+            if not more:
+                del self.pending[key]
+                head = bytearray(pieces[0][2])
+                struct.pack_into("!HHH", head, 2, len(head) + len(data),
+                                 struct.unpack_from("!H", head, 4)[0], 0)
+                struct.pack_into("!H", head, 10, 0)
+                struct.pack_into("!H", head, 10, _checksum(bytes(head)))
+                return bytes(head) + data
+            if not part:
+                break
+        return None
+
+
 class Listener:
     """All IP packets seen on one interface, kept with a sequence number."""
 
@@ -112,6 +180,7 @@ class Listener:
         self.packets = []  # (seq, time, direction, ip bytes)
         self.lock = threading.Condition()
         self.seq = 0
+        self.reassembly = Reassembly()
         self.running = True
         threading.Thread(target=self._loop, daemon=True).start()
 
@@ -124,9 +193,13 @@ class Listener:
             ethertype = struct.unpack_from("!H", frame, 12)[0] if len(frame) >= 14 else 0
             if ethertype not in (0x0800, 0x86DD):
                 continue
+            packet = frame[14:]
+            whole = self.reassembly.add(packet) if ethertype == 0x0800 else None
             with self.lock:
-                self.seq += 1
-                self.packets.append((self.seq, time.time(), addr[2], frame[14:]))
+                for pkt in (packet, whole):
+                    if pkt is not None:
+                        self.seq += 1
+                        self.packets.append((self.seq, time.time(), addr[2], pkt))
                 del self.packets[:-5000]
                 self.lock.notify_all()
 
@@ -204,15 +277,26 @@ class Agent:
                     dropped += expr["counter"].get("packets", 0)
         return {"dropped": dropped}
 
+    def _send4(self, packet, dst):
+        """A raw socket writing its own header never fragments: a packet longer than the
+        route's MTU goes out in fragments (RFC 791) unless it says Don't Fragment."""
+        try:
+            self._raw().sendto(packet, (dst, 0))
+        except OSError as exc:
+            if exc.errno != errno.EMSGSIZE or packet[6] & 0x40:
+                raise
+            for fragment in fragments(packet, route_mtu(dst)):
+                self._raw().sendto(fragment, (dst, 0))
+
     def op_send_udp(self, req):
         packet = ipv4_udp(req["src"], req["dst"], req["sport"], req["dport"],
                           bytes.fromhex(req["payload"]))
-        self._raw().sendto(packet, (req["dst"], 0))
+        self._send4(packet, req["dst"])
         return {"sent": len(packet), "packet": packet.hex()}
 
     def op_send_ip(self, req):
         packet = bytes.fromhex(req["packet"])
-        self._raw().sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
+        self._send4(packet, socket.inet_ntoa(packet[16:20]))
         return {"sent": len(packet)}
 
     def op_send_ip6(self, req):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import hmac
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 
 from conformance.codec import (
@@ -499,6 +500,13 @@ class HomeAgent:
         actions.append(Event("binding-removed", {"home_address": home_address,
                                                  "reason": reason}))
         return [a for a in actions if a is not None]
+
+    def reply_not_sent(self, payload: bytes, now: float) -> list:
+        """The adapter could not send this reply: a binding the MN was never told about is
+        not kept (its routes would draw the MN's traffic into a tunnel it does not know)."""
+        if len(payload) < 8 or payload[0] != 3 or payload[1] > 1:
+            return []
+        return self._remove_binding(socket.inet_ntoa(payload[4:8]), "reply could not be sent")
 
     def _forget_coa(self, binding: Binding) -> None:
         homes = self.by_coa.get(binding.care_of_address)

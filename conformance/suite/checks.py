@@ -111,7 +111,13 @@ def reply_authenticated(ctx, reply):
 
 
 @check("reply")
-def one_prefix_reply_per_request(ctx, reply, request: str = "request"):
+def one_prefix_reply_per_request(ctx, reply, request: str = "request",
+                                 unless_denied: bool = False):
+    """`unless_denied`: a registration denied as a whole (RFC 3344 allows 130, insufficient
+    resources, for a request with many prefixes) owes no prefix reply per request."""
+    if unless_denied and reply.code > 1:
+        return True, "a prefix reply per request, unless the registration is denied", \
+            f"denied with code {reply.code}"
     wanted = set(_req_keys(ctx.vars[request]["message"]))
     got = {r.key for r in reply.prefix_replies}
     missing = wanted - got

@@ -22,7 +22,37 @@ from conformance.suite.checks import _inner6
 
 # Extensions a correct device must accept when built as the case writes them: a request made
 # only of these, correctly signed, is a valid registration (RFC 3344 §3.8.2).
-WELL_FORMED = {"prefix-request", "tunneling-mode", "nai", "udp-tunnel-request"}
+WELL_FORMED = {"prefix-request", "prefix-requests", "tunneling-mode", "nai",
+               "udp-tunnel-request"}
+
+
+def extensions(run, items: list) -> list:
+    """The extensions a step lists, in order; `prefix-requests: {first: P, count: N}` stands
+    for N prefix requests for P and the N-1 prefixes of the same length that follow it, and
+    `prefix-replies: {code: C}` for one prefix reply per request of the saved request."""
+    out = []
+    for item in items:
+        (kind, spec), = item.items()
+        if kind == "prefix-replies":  # one per prefix request of the saved request
+            request = run.saved((spec or {}).get("request_of", "request"))["message"]
+            out += [extension(run, {"prefix-reply": {**(spec or {}), "request": i}})
+                    for i in range(len(request.prefix_requests))]
+            continue
+        if kind != "prefix-requests":
+            out.append(extension(run, item))
+            continue
+        spec = run.resolve(spec)
+        try:
+            first = ipaddress.IPv6Network(spec["first"])
+            count = int(spec["count"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise run.error(None, f"prefix-requests needs first (an IPv6 prefix) and count: "
+                                  f"{exc}") from None
+        step = 1 << (128 - first.prefixlen)
+        base = int(first.network_address)
+        out += [PrefixRequest.of(f"{ipaddress.IPv6Address(base + i * step)}/{first.prefixlen}")
+                for i in range(count)]
+    return out
 
 
 def extension(run, item):

@@ -17,7 +17,9 @@ from conformance.suite.registry import step
 from conformance.suite.steps.context import (
     REPLY, REQUEST, Absent, CaseRun, answers, udp_payload, udp_source,
 )
-from conformance.suite.steps.messages import ROBUSTNESS_KINDS, extension, malformed, well_formed
+from conformance.suite.steps.messages import (
+    ROBUSTNESS_KINDS, extensions, malformed, well_formed,
+)
 
 # A valid, correctly signed registration from a configured MN must be accepted (RFC 3344
 # §3.8.2); refusing one is this requirement's FAIL, whatever case needed the registration.
@@ -32,7 +34,7 @@ def register(run: CaseRun, step: Step) -> None:
     fields = run.resolve(spec.get("fields") or {})
     colocated = run.case.topology == "colocated"
     items = spec.get("extensions") or []
-    exts = [extension(run, item) for item in items]
+    exts = extensions(run, items)
     spi = int(fields.get("spi", run.spi))
     key = bytes.fromhex(str(fields["key"])) if "key" in fields else run.key
     for ext in exts:
@@ -340,7 +342,7 @@ def reply(run: CaseRun, step: Step) -> None:
     saved = run.saved("request")
     request = saved["message"]
     fields = run.resolve(spec.get("fields") or {})
-    exts = [extension(run, item) for item in spec.get("extensions") or []]
+    exts = extensions(run, spec.get("extensions") or [])
     keys = {32: bytes.fromhex(fields["key"]) if "key" in fields else run.key}
     exts.append(AuthExtension(32, run.spi))
     # An FA under test that shares a security association with its HA (its PICS says so) is
