@@ -234,6 +234,7 @@ def _ha(path, r: _Reader, base) -> HAConfig:
         tunnel_mtu=r.get("tunnel_mtu", _int, 1280, _tunnel_mtu),
         dynamic_tunnel_mtu=r.get("dynamic_tunnel_mtu", _bool, False),
         link_mtu=r.get("link_mtu", _int, 1500, _link_mtu),
+        max_groups=r.get("max_groups", _int, 64, _positive),
         copy_dscp=r.get("copy_dscp", _bool, True), full_ecn=r.get("full_ecn", _bool, True),
         delegation_pool=pool,
         delegated_length=r.get("delegated_length", _int, 56),
@@ -257,6 +258,8 @@ def _fa(path, r: _Reader, base) -> FAConfig:
                     max_lifetime=r.get("max_lifetime", _int, 1800, _lifetime),
                     reverse_tunnel=r.get("reverse_tunnel", _bool, True),
                     gre=r.get("gre", _bool, True), home_agents=associations,
+                    max_pending=r.get("max_pending", _int, 1024, _positive),
+                    max_pending_per_mn=r.get("max_pending_per_mn", _int, 8, _positive),
                     faults=r.get("faults", _faults(FA_FAULTS), frozenset()))
 
 

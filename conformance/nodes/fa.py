@@ -8,7 +8,6 @@ traffic as ordinary IPv4 packets for the visitor's home address.
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 from conformance.codec import (
@@ -19,6 +18,7 @@ from conformance.codec.constants import ExtType
 from conformance.codec.packets import (
     ETHERTYPE_IPV4, PROTO_GRE, PROTO_IPIP, parse_gre, parse_ipv4,
 )
+from conformance.nodes.timers import Deadlines
 from conformance.nodes.actions import drops_malformed, Event, SendIPv4, SendUDP
 from conformance.codec.tunnel import decapsulated_ipv4, encapsulate
 
@@ -49,6 +49,10 @@ class FAConfig:
     # the FA appends a Foreign-Home Authentication extension to what it relays to that HA
     # and checks the one in its replies (RFC 3344 §3.5.4, §3.7.3.1).
     home_agents: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    # Relayed requests awaiting the HA's reply, overall and per home address: beyond them the
+    # FA denies with 66, insufficient resources (RFC 3344 §3.4), so a flood cannot grow it.
+    max_pending: int = 1024
+    max_pending_per_mn: int = 8
     faults: frozenset[str] = frozenset()
 
 
@@ -82,7 +86,9 @@ class ForeignAgent:
         self.address = config.address
         self.visitors: dict[str, Visitor] = {}
         self.pending: dict[tuple[str, int], Pending] = {}
-        self._timers: list[tuple[float, str, tuple]] = []
+        self._pending_per_mn: dict[str, int] = {}
+        self._full_logged = False  # "pending table full" is logged once per episode
+        self._timers = Deadlines()  # ("pending", key) and ("visitor", home address)
         self.faults = config.faults
 
     def visitor_list(self, now: float) -> list[dict]:
@@ -136,16 +142,50 @@ class ForeignAgent:
                 protected=relayed[:24] if "fa.fa-ha-auth-over-header-only" in self.faults
                 else None)
         key = (request.home_address, request.identification & 0xFFFFFFFF)
-        self.pending[key] = Pending(request, src, sport, now + PENDING_TIMEOUT)
-        heapq.heappush(self._timers, (now + PENDING_TIMEOUT, "pending", key))
+        full = self._pending_full(key)
+        if full:
+            denial = self._deny(request, ReplyCode.FA_INSUFFICIENT_RESOURCES, src, sport, full)
+            if self._full_logged:
+                return denial[:1]  # the reply only: the episode was logged already
+            self._full_logged = True
+            return denial
+        self._full_logged = False
+        self._add_pending(key, Pending(request, src, sport, now + PENDING_TIMEOUT))
         return [SendUDP(self.address, request.home_agent, MIP_PORT, MIP_PORT, relayed),
                 Event("request-relayed", {"home_address": request.home_address,
                                           "home_agent": request.home_agent,
                                           "extensions": [e.type for e in request.extensions]})]
 
+    def _pending_full(self, key) -> str | None:
+        if key in self.pending:
+            return None  # a retransmission replaces its own entry
+        if len(self.pending) >= self.config.max_pending:
+            return f"{len(self.pending)} relayed requests await a reply (max_pending)"
+        if self._pending_per_mn.get(key[0], 0) >= self.config.max_pending_per_mn:
+            return f"{self.config.max_pending_per_mn} requests for {key[0]} await a reply " \
+                   f"(max_pending_per_mn)"
+        return None
+
+    def _add_pending(self, key, pending: Pending) -> None:
+        if key not in self.pending:
+            self._pending_per_mn[key[0]] = self._pending_per_mn.get(key[0], 0) + 1
+        self.pending[key] = pending
+        self._timers.set(("pending", key), pending.deadline)
+
+    def _take_pending(self, key) -> Pending | None:
+        pending = self.pending.pop(key, None)
+        if pending is not None:
+            self._timers.cancel(("pending", key))
+            left = self._pending_per_mn[key[0]] - 1
+            if left:
+                self._pending_per_mn[key[0]] = left
+            else:
+                del self._pending_per_mn[key[0]]
+        return pending
+
     def _reply(self, payload, reply: RegistrationReply, src, now) -> list:
         key = (reply.home_address, reply.identification & 0xFFFFFFFF)
-        pending = self.pending.pop(key, None)
+        pending = self._take_pending(key)
         if pending is None:
             return [Event("reply-unmatched", {"from": src, "home_address": reply.home_address},
                           "warning")]
@@ -172,10 +212,11 @@ class ForeignAgent:
                               pending.mn_port, now + reply.lifetime, request.flag("T"),
                               "gre" if request.flag("G") else "ipip")
             self.visitors[reply.home_address] = visitor
-            heapq.heappush(self._timers, (visitor.expires, "visitor", reply.home_address))
+            self._timers.set(("visitor", reply.home_address), visitor.expires)
             event = Event("visitor-added", visitor.to_dict(now))
         else:
             self.visitors.pop(reply.home_address, None)
+            self._timers.cancel(("visitor", reply.home_address))
             event = Event("visitor-removed", {"home_address": reply.home_address,
                                               "code": reply.code})
         if "fa.alter-relayed-reply" in self.faults:
@@ -187,16 +228,15 @@ class ForeignAgent:
 
     # ------------------------------------------------------------------ timers
     def next_timer(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next()
 
     def handle_timer(self, now: float) -> list:
         actions = []
-        while self._timers and self._timers[0][0] <= now:
-            _, kind, key = heapq.heappop(self._timers)
+        for kind, key in self._timers.due(now):
             if kind == "pending":
                 pending = self.pending.get(key)
                 if pending is not None and pending.deadline <= now:
-                    del self.pending[key]
+                    self._take_pending(key)
                     actions += self._deny(pending.request, ReplyCode.FA_REGISTRATION_TIMEOUT,
                                           pending.mn_address, pending.mn_port,
                                           "no reply from the home agent")

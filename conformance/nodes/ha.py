@@ -7,7 +7,6 @@ prefixes, and the current time. Outputs: actions (conformance.nodes.actions).
 
 from __future__ import annotations
 
-import heapq
 import hmac
 import ipaddress
 import socket
@@ -28,6 +27,7 @@ from conformance.codec.packets import (
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP
 from conformance.codec.ntp import ntp_time
 from conformance.nodes.prefixes import PrefixTable
+from conformance.nodes.timers import Deadlines
 from conformance.codec.tunnel import (
     ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, dynamic_tunnel_mtu, encapsulate,
     forwarded, with_df,
@@ -136,6 +136,7 @@ class HAConfig:
     delegation_pool: ipaddress.IPv6Network | None = None
     delegated_length: int = 56
     home_ipv6: str | None = None  # a global address of the home side: source of ICMPv6 errors
+    max_groups: int = 64  # multicast groups one binding may join through MLD (§3.3.2)
     faults: frozenset[str] = frozenset()
 
 
@@ -206,7 +207,7 @@ class HomeAgent:
         self.by_coa: dict[str, set] = {}  # care-of address -> home addresses registered there
         self.table = PrefixTable()
         self.last_identification: dict[str, int] = {}
-        self._timers: list[tuple[float, str]] = []
+        self._timers = Deadlines()  # binding expiry, one per home address
         self.delegations: dict[str, list[tuple[int, int]]] = {}  # home address -> prefixes
         self._next_delegation = 0
         self.path_mtu: dict[str, int] = {}  # IPv4 far end -> path MTU learnt (dynamic MTU)
@@ -383,7 +384,7 @@ class HomeAgent:
                           encapsulation, (src, sport), (src, sport) if use_udp else None,
                           prefixes, link_locals, old.groups if old else set())
         actions = self._install(binding, old)
-        heapq.heappush(self._timers, (binding.expires, entry.home_address))
+        self._timers.set(entry.home_address, binding.expires)
         code = ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS if request.flag("S") \
             else ReplyCode.ACCEPTED
         return self._reply(request, code, lifetime, src, sport, entry, extensions,
@@ -492,6 +493,7 @@ class HomeAgent:
         binding = self.bindings.pop(home_address, None)
         if binding is None:
             return []
+        self._timers.cancel(home_address)
         actions = []
         for key in binding.prefixes:
             self.table.remove(*key)
@@ -517,15 +519,12 @@ class HomeAgent:
 
     # ------------------------------------------------------------------ timers
     def next_timer(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next()
 
     def handle_timer(self, now: float) -> list:
         actions = []
-        while self._timers and self._timers[0][0] <= now:
-            expires, home = heapq.heappop(self._timers)
-            binding = self.bindings.get(home)
-            if binding is not None and binding.expires == expires and \
-                    not self._fault("ha.keep-after-expiry"):
+        for home in self._timers.due(now):
+            if home in self.bindings and not self._fault("ha.keep-after-expiry"):
                 actions += self._remove_binding(home, "lifetime expired")
         return actions
 
@@ -761,6 +760,9 @@ class HomeAgent:
             except DecodeError as err:
                 return [Event("bad-mld", {"error": str(err)}, "warning")]
             joined, left = result
+            # Only multicast addresses are groups, and a binding holds a bounded number.
+            room = max(0, self.config.max_groups - len(binding.groups))
+            joined = set(sorted(g for g in joined - binding.groups if is_multicast(g))[:room])
             binding.groups |= joined
             binding.groups -= left
             return [Event("mld-membership", {"home_address": binding.home_address,
