@@ -37,13 +37,48 @@ class _Stop(Exception):
 
 
 class Logger:
-    def __init__(self, role: str, path: str | None):
+    """JSON lines, one per event. An event repeated more than BURST times within WINDOW
+    seconds (a flood of malformed messages) is counted instead of written; the count goes
+    out as one `log-suppressed` record when the window ends or the node stops."""
+
+    BURST = 20
+    WINDOW = 10.0
+
+    def __init__(self, role: str, path: str | None, clock=time.time):
         self.role = role
+        self.clock = clock
         self.stream = open(path, "a", buffering=1) if path else sys.stderr
+        self._windows: dict[str, list] = {}  # event -> [window start, written, suppressed]
 
     def write(self, event: str, level: str = "info", **data) -> None:
-        record = {"ts": round(time.time(), 6), "node": self.role, "event": event,
-                  "level": level, **data}
+        now = self.clock()
+        window = self._windows.get(event)
+        if window is None or now - window[0] >= self.WINDOW:
+            if window is not None:
+                self._suppressed(event, window)
+            if len(self._windows) > 1000:  # names come from code, but stay bounded anyway
+                self.flush_suppressed()
+                self._windows.clear()
+            window = self._windows[event] = [now, 0, 0]
+        if window[1] >= self.BURST:
+            window[2] += 1
+            return
+        window[1] += 1
+        self._emit(now, event, level, data)
+
+    def flush_suppressed(self) -> None:
+        for event, window in self._windows.items():
+            self._suppressed(event, window)
+
+    def _suppressed(self, event: str, window: list) -> None:
+        if window[2]:
+            self._emit(self.clock(), "log-suppressed", "warning",
+                       {"of": event, "count": window[2], "since": round(window[0], 6)})
+            window[2] = 0
+
+    def _emit(self, now: float, event: str, level: str, data: dict) -> None:
+        record = {"ts": round(now, 6), "node": self.role, "event": event, "level": level,
+                  **data}
         self.stream.write(json.dumps(record, default=str) + "\n")
         self.stream.flush()
 
@@ -281,6 +316,7 @@ class NodeRunner:
             self._loop()
         except _Stop:
             pass
+        self.log.flush_suppressed()
         self.log.write("stopped")
         if self.config.runtime.control_socket:
             try:
