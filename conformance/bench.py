@@ -62,6 +62,9 @@ def run(target: str, seconds: float = 1.0, check: bool = False, runs: int = 0) -
         return bench_tunnel(seconds)
     if target == "memory":
         return bench_memory(runs, check)
+    if target == "soak":
+        result = bench_soak()
+        return result if check else 0
     if target == "lab":
         result = bench_lab()
         return result if check else 0
@@ -360,3 +363,117 @@ def bench_memory(runs: int, check: bool) -> int:
             print(f"  epoch {epoch:.3f}: {line}  (again: dsmip4 run --memory "
                   f"--memory-epoch {epoch:.3f} --case {line.split()[0]})")
     return 1 if check and (failures or not met) else 0
+
+
+# ---------------------------------------------------------------------------- soak
+SOAK_RSS_TARGET = 5 * 1024 * 1024  # end within 5 MiB of start once the load stops
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def bench_soak(messages: int = 1_000_000, reregistrations: int = 100_000) -> int:
+    """The reference HA and FA engines, with the node's logger, fed `messages` mixed valid
+    and malformed messages (registrations, garbled and truncated requests, requests the FA
+    relays and nobody answers, MLD reports full of unicast and multicast groups) and
+    `reregistrations` re-registrations of one MN; RSS at start, at its peak, and at the end
+    once every lifetime and pending deadline has passed."""
+    import gc
+    import ipaddress
+    import os
+    import random
+
+    from conformance.adapters.runner import Logger
+    from conformance.codec import AuthExtension, RegistrationRequest, encode
+    from conformance.codec.mld import mldv2_report
+    from conformance.codec.ntp import ntp_time
+    from conformance.codec.packets import tunnel_link_local
+    from conformance.codec.tunnel import encapsulate
+    from conformance.nodes.actions import Event
+    from conformance.nodes.fa import FAConfig, ForeignAgent
+    from conformance.nodes.ha import HAConfig, HomeAgent, MobileNodeEntry
+
+    ha_addr, fa_addr, coa = "192.0.2.1", "198.51.100.1", "198.51.100.70"
+    hoas = [f"203.0.113.{10 + i}" for i in range(8)]
+    ha = HomeAgent(HAConfig(ha_addr, [MobileNodeEntry(h, 256 + i, SAMPLE_KEY, [
+        ipaddress.IPv6Network(f"2001:db8:{i + 1:x}::/48")]) for i, h in enumerate(hoas)],
+        max_lifetime=600, replay_window=60))
+    fa = ForeignAgent(FAConfig(fa_addr))
+    log = Logger("soak", os.devnull)
+    rng = random.Random(5454)
+    now = 1_800_000_000.0
+
+    def request(hoa, i, via=coa):
+        return encode(RegistrationRequest(0, 600, hoa, ha_addr, via, ntp_time(now),
+                                          [AuthExtension(32, 256 + i)]), {32: SAMPLE_KEY})
+
+    def logged(actions):
+        for action in actions:
+            if isinstance(action, Event):
+                log.write(action.name, action.level, **action.data)
+
+    def mld_report():
+        groups = [rng.getrandbits(128).to_bytes(16, "big") for _ in range(35)]
+        groups += [b"\xff\x0e" + rng.getrandbits(112).to_bytes(14, "big") for _ in range(35)]
+        report = mldv2_report(tunnel_link_local(hoas[0]), joins=groups)
+        _, middle = encapsulate(report, True, hoas[0], ha_addr, "ipip")
+        return encapsulate(middle, False, coa, ha_addr, "ipip")[1]
+
+    def tick():
+        logged(ha.handle_timer(now))
+        logged(fa.handle_timer(now))
+
+    logged(ha.receive_udp(request(hoas[0], 0), coa, 434, now))  # the MN the reports come from
+    gc.collect()
+    start_rss = peak = _rss()
+    started = time.perf_counter()
+    for n in range(reregistrations):
+        now += 0.001
+        logged(ha.receive_udp(request(hoas[1], 1), coa, 434, now))
+        if n % 10_000 == 0:
+            tick()
+            peak = max(peak, _rss())
+    valid = request(hoas[2], 2)
+    for n in range(messages):
+        now += 0.0001
+        kind = n % 10
+        if kind == 0:
+            logged(ha.receive_udp(request(hoas[2 + n % 6], 2 + n % 6), coa, 434, now))
+        elif kind <= 5:  # garbled: a byte changed, or cut short
+            data = bytearray(valid)
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            logged(ha.receive_udp(bytes(data[:rng.randrange(1, len(data) + 1)]), coa, 434,
+                                  now))
+        elif kind <= 7:  # relayed by the FA, never answered
+            logged(fa.receive_udp(request(f"203.0.113.{64 + n % 50}", 0, fa_addr), coa,
+                                  434, now))
+        elif kind == 8:
+            logged(ha.receive_ipv4(mld_report(), now))
+        else:
+            logged(fa.receive_udp(rng.randbytes(rng.randrange(1, 80)), coa, 434, now))
+        if n % 10_000 == 0:
+            tick()
+            peak = max(peak, _rss())
+    loaded = time.perf_counter() - started
+    now += 3600  # the load has stopped: every lifetime and pending deadline passes
+    tick()
+    log.flush_suppressed()
+    gc.collect()
+    end_rss = _rss()
+    ok = end_rss - start_rss <= SOAK_RSS_TARGET
+    mib = 1024 * 1024
+    print(f"soak bench: {messages:,} mixed messages and {reregistrations:,} re-registrations "
+          f"in {loaded:.1f} s (reference HA and FA engines with the node logger)")
+    print(f"  RSS start {start_rss / mib:7.1f} MiB   peak {peak / mib:7.1f} MiB   "
+          f"end {end_rss / mib:7.1f} MiB")
+    print(f"  end - start {(end_rss - start_rss) / mib:+.1f} MiB (target <= +5.0 MiB: "
+          f"{'met' if ok else 'MISSED'})")
+    print(f"  left: {len(ha.bindings)} bindings, {len(ha._timers)} HA timers, "
+          f"{len(fa.pending)} pending requests, groups "
+          f"{sum(len(b.groups) for b in ha.bindings.values())}")
+    return 0 if ok else 1

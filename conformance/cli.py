@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("target", choices=["codec", "ha", "tunnel", "lab", "memory"])
+    p.add_argument("target", choices=["codec", "ha", "tunnel", "lab", "memory", "soak"])
     p.add_argument("--runs", type=int, default=0, help="memory: this many more clean runs at "
                    "random simulated epochs, to find flaky verdicts")
     p.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
