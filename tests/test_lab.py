@@ -257,3 +257,18 @@ def test_suite_hosts_send_no_icmp_errors_but_the_agents_packets_pass(lab):
     finally:
         mn.stop()
         fa.stop()
+
+
+def test_device_configurations_and_lab_folders_are_private(lab):
+    """Issue 13 item 5: the MN-HA keys in a device configuration are readable by root only
+    (checked as uid 65534), and the lab's folder (private keys) is 0700."""
+    built, _, hosts = lab
+    dev = Device(load_profile(ROOT / "fixtures/profiles/reference-ha.yaml"), hosts["ha"])
+    dev.install()
+    dev.configure()
+    config = dev.render(dev.profile.config_path)
+    assert os.stat(config).st_mode & 0o777 == 0o600
+    assert os.stat(built.dir).st_mode & 0o777 == 0o700
+    as_nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "cat", config], capture_output=True, text=True, timeout=10)
+    assert as_nobody.returncode != 0 and "Permission denied" in as_nobody.stderr
