@@ -64,7 +64,9 @@ def route_mtu(dst):
 
 
 def fragments(packet, mtu):
-    """RFC 791 §3.2 fragments of a packet with no options (the agent's own packets)."""
+    """RFC 791 §3.2 fragments of a packet with no options (the agent's own packets). The
+    agent runs alone on lab hosts with the standard library only, so it cannot call the
+    codec's fragment_ipv4, which the reference nodes use."""
     ihl = (packet[0] & 15) * 4
     header = bytearray(packet[:ihl])
     if not struct.unpack_from("!H", header, 4)[0]:
@@ -137,7 +139,8 @@ class Reassembly:
     the pieces stay in the listener's list too. Incomplete ones are dropped after 30 s."""
 
     def __init__(self):
-        self.pending = {}  # (src, dst, proto, ident) -> (first seen, {offset: (more, data)})
+        # (src, dst, proto, ident) -> (first seen, {offset: (more fragments, data, header)})
+        self.pending = {}
 
     def add(self, packet):
         if len(packet) < 20 or packet[0] >> 4 != 4:
@@ -151,7 +154,7 @@ class Reassembly:
         ihl = (packet[0] & 15) * 4
         total = struct.unpack_from("!H", packet, 2)[0]
         key = (packet[12:16], packet[16:20], packet[9], packet[4:6])
-        first_seen, pieces = self.pending.setdefault(key, (now, {}))
+        _, pieces = self.pending.setdefault(key, (now, {}))
         pieces[(flags & 0x1FFF) * 8] = (bool(flags & 0x2000), packet[ihl:total], packet[:ihl])
         data, at = b"", 0
         while at in pieces:

@@ -254,7 +254,7 @@ class BuiltinLab:
                           for i, h in enumerate(HOSTS)}}
 
     def down(self) -> None:
-        if self.net.state_file.exists():  # a run using this lab reads why its hosts vanish
+        if self.net.state_file.exists():  # read by netns.lab_withdrawn: why the hosts vanish
             self.net.save({"going_down": True})
         for proc in self.sshd.values():
             if proc.poll() is None:

@@ -154,6 +154,17 @@ def destroy(prefix: str, namespaces: list[str], root_links: list[str]) -> None:
             run("ip", "link", "del", link, check=False)
 
 
+def lab_withdrawn(state_file: Path) -> bool:
+    """Whether the lab recorded in `state_file` is gone, or says it is going down (its
+    keeper marks it before it stops the sshds), so a run using it can say why."""
+    try:
+        return bool(json.loads(state_file.read_text()).get("going_down"))
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def existing_labs() -> list[dict]:
     """Labs recorded in the state folder, with whether their owner still runs."""
     labs = []

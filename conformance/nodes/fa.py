@@ -109,12 +109,15 @@ class ForeignAgent:
             return self._reply(payload, message, src, now)
         return [Event("unexpected-message", {"from": src, "type": message.type}, "warning")]
 
-    def _deny(self, request, code, mn, port, reason) -> list:
+    def _deny(self, request, code, mn, port, reason, log: bool = True) -> list:
         reply = RegistrationReply(code, 0, request.home_address, request.home_agent,
                                   request.identification)
-        return [SendUDP(self.address, mn, MIP_PORT, port, encode(reply)),
-                Event("registration-denied", {"home_address": request.home_address,
-                                              "code": code, "reason": reason}, "warning")]
+        sent = [SendUDP(self.address, mn, MIP_PORT, port, encode(reply))]
+        if not log:
+            return sent
+        return sent + [Event("registration-denied", {"home_address": request.home_address,
+                                                     "code": code, "reason": reason},
+                             "warning")]
 
     def _request(self, payload, request: RegistrationRequest, src, sport, now) -> list:
         cfg = self.config
@@ -144,11 +147,10 @@ class ForeignAgent:
         key = (request.home_address, request.identification & 0xFFFFFFFF)
         full = self._pending_full(key)
         if full:
-            denial = self._deny(request, ReplyCode.FA_INSUFFICIENT_RESOURCES, src, sport, full)
-            if self._full_logged:
-                return denial[:1]  # the reply only: the episode was logged already
+            first = not self._full_logged  # an episode of a full table is logged once
             self._full_logged = True
-            return denial
+            return self._deny(request, ReplyCode.FA_INSUFFICIENT_RESOURCES, src, sport, full,
+                              log=first)
         self._full_logged = False
         self._add_pending(key, Pending(request, src, sport, now + PENDING_TIMEOUT))
         return [SendUDP(self.address, request.home_agent, MIP_PORT, MIP_PORT, relayed),
@@ -234,18 +236,14 @@ class ForeignAgent:
         actions = []
         for kind, key in self._timers.due(now):
             if kind == "pending":
-                pending = self.pending.get(key)
-                if pending is not None and pending.deadline <= now:
-                    self._take_pending(key)
+                pending = self._take_pending(key)
+                if pending is not None:
                     actions += self._deny(pending.request, ReplyCode.FA_REGISTRATION_TIMEOUT,
                                           pending.mn_address, pending.mn_port,
                                           "no reply from the home agent")
-            else:
-                visitor = self.visitors.get(key)
-                if visitor is not None and visitor.expires <= now:
-                    del self.visitors[key]
-                    actions.append(Event("visitor-removed", {"home_address": key,
-                                                             "reason": "lifetime expired"}))
+            elif self.visitors.pop(key, None) is not None:
+                actions.append(Event("visitor-removed", {"home_address": key,
+                                                         "reason": "lifetime expired"}))
         return actions
 
     # ------------------------------------------------------------------ data plane

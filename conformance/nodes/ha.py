@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import socket
 from dataclasses import dataclass, field
 
 from conformance.codec import (
@@ -18,6 +17,7 @@ from conformance.codec import (
     UDPTunnelReply, UDPTunnelRequest, decode, encode,
 )
 from conformance.codec import dhcpv6 as dh
+from conformance.codec.constants import reply_code_accepts
 from conformance.codec.mld import parse_mld
 from conformance.codec.packets import (
     PROTO_GRE, PROTO_ICMPV6, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
@@ -506,9 +506,13 @@ class HomeAgent:
     def reply_not_sent(self, payload: bytes, now: float) -> list:
         """The adapter could not send this reply: a binding the MN was never told about is
         not kept (its routes would draw the MN's traffic into a tunnel it does not know)."""
-        if len(payload) < 8 or payload[0] != 3 or payload[1] > 1:
+        try:
+            reply = decode(payload)
+        except DecodeError:
             return []
-        return self._remove_binding(socket.inet_ntoa(payload[4:8]), "reply could not be sent")
+        if not isinstance(reply, RegistrationReply) or not reply_code_accepts(reply.code):
+            return []
+        return self._remove_binding(reply.home_address, "reply could not be sent")
 
     def _forget_coa(self, binding: Binding) -> None:
         homes = self.by_coa.get(binding.care_of_address)

@@ -14,6 +14,7 @@ from conformance.codec import (
     PrefixRequest, TunnelingMode, UDPTunnelRequest, extension_end,
     verify_authenticator,
 )
+from conformance.codec.constants import reply_code_accepts
 from conformance.codec.packets import parse_ipv4, parse_ipv6, text6
 
 from conformance.suite.registry import CHECKS, Address4, Hex, Prefix, check  # noqa: F401
@@ -115,7 +116,7 @@ def one_prefix_reply_per_request(ctx, reply, request: str = "request",
                                  unless_denied: bool = False):
     """`unless_denied`: a registration denied as a whole (RFC 3344 allows 130, insufficient
     resources, for a request with many prefixes) owes no prefix reply per request."""
-    if unless_denied and reply.code > 1:
+    if unless_denied and not reply_code_accepts(reply.code):
         return True, "a prefix reply per request, unless the registration is denied", \
             f"denied with code {reply.code}"
     wanted = set(_req_keys(ctx.vars[request]["message"]))

@@ -19,6 +19,7 @@ import pytest
 from conformance.catalog import load_catalog
 from conformance.errors import Inconclusive, LabError, SuiteError
 from conformance.lab.device import DeviceCrashed
+from conformance.lab.netns import lab_withdrawn
 from conformance.lab.profile import load_profile, reference_profile
 from conformance.lab.testbed import load_testbed
 from conformance.suite.model import CaseFileError, load_case_file
@@ -102,7 +103,7 @@ class RunState:
             state_file = builtin.get("state_file")
             if self.terminated:
                 self.lab_lost_reason = self.terminated
-            elif state_file and _lab_removed(Path(state_file)):
+            elif state_file and lab_withdrawn(Path(state_file)):
                 self.lab_lost_reason = (f"the lab {builtin.get('prefix')} was removed while "
                                         f"this run was using it ({state_file} is gone or "
                                         f"says it is going down)")
@@ -157,15 +158,6 @@ def pytest_unconfigure(config):
     previous = getattr(state, "previous_sigterm", None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _lab_removed(state_file: Path) -> bool:
-    try:
-        return bool(json.loads(state_file.read_text()).get("going_down"))
-    except FileNotFoundError:
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def _one_lab_per_worker(config) -> None:

@@ -33,26 +33,29 @@ def extensions(run, items: list) -> list:
     out = []
     for item in items:
         (kind, spec), = item.items()
-        if kind == "prefix-replies":  # one per prefix request of the saved request
+        if kind == "prefix-replies":
             request = run.saved((spec or {}).get("request_of", "request"))["message"]
             out += [extension(run, {"prefix-reply": {**(spec or {}), "request": i}})
                     for i in range(len(request.prefix_requests))]
-            continue
-        if kind != "prefix-requests":
+        elif kind == "prefix-requests":
+            out += _prefix_run(run, run.resolve(spec))
+        else:
             out.append(extension(run, item))
-            continue
-        spec = run.resolve(spec)
-        try:
-            first = ipaddress.IPv6Network(spec["first"])
-            count = int(spec["count"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise run.error(None, f"prefix-requests needs first (an IPv6 prefix) and count: "
-                                  f"{exc}") from None
-        step = 1 << (128 - first.prefixlen)
-        base = int(first.network_address)
-        out += [PrefixRequest.of(f"{ipaddress.IPv6Address(base + i * step)}/{first.prefixlen}")
-                for i in range(count)]
     return out
+
+
+def _prefix_run(run, spec) -> list[PrefixRequest]:
+    """Prefix requests for `first` and the `count` - 1 prefixes of its length after it."""
+    try:
+        first = ipaddress.IPv6Network(spec["first"])
+        count = int(spec["count"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise run.error(None, f"prefix-requests needs first (an IPv6 prefix) and count: "
+                              f"{exc}") from None
+    step = 1 << (128 - first.prefixlen)
+    base = int(first.network_address)
+    return [PrefixRequest.of(f"{ipaddress.IPv6Address(base + i * step)}/{first.prefixlen}")
+            for i in range(count)]
 
 
 def extension(run, item):
