@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import select
 import shlex
+import socket
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from conformance.lab.netns import LabError
 from conformance.lab.ssh import SSHHost
 
 AGENT_SOURCE = Path(__file__).with_name("agent.py")
+OPEN_TIMEOUT = 10.0  # paramiko's default wait for a channel is an hour
 
 
 class AgentError(LabError):
@@ -29,7 +31,7 @@ class Agent:
     def start(self) -> "Agent":
         self.host.run(self.host.workdir_command(), 10, check=True)
         self.host.put(str(AGENT_SOURCE), self.path)
-        self.channel = self.host._transport().open_session()
+        self.channel = self.host._transport().open_session(timeout=OPEN_TIMEOUT)
         self.channel.exec_command(f"{self.host.spec.python} -u {shlex.quote(self.path)}")
         reply = self.call("ping", timeout=10)
         if reply.get("version") != 1:
@@ -49,9 +51,16 @@ class Agent:
                                  f"{timeout:.1f} s")
             ready, _, _ = select.select([self.channel], [], [], min(left, 0.5))
             if ready:
-                chunk = self.channel.recv(65536)
+                # Paramiko's select pipe can say ready with nothing to read, and a lab
+                # removed under the run never closes the channel: bound every read.
+                self.channel.settimeout(max(left, 0.01))
+                try:
+                    chunk = self.channel.recv(65536)
+                except socket.timeout:
+                    continue
                 if not chunk:
-                    err = self.channel.recv_stderr(4096).decode(errors="replace")
+                    err = (self.channel.recv_stderr(4096) if self.channel.recv_stderr_ready()
+                           else b"").decode(errors="replace")
                     raise AgentError(f"host {self.host.name}: the agent exited: {err.strip()}")
                 self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)

@@ -19,6 +19,7 @@ import paramiko
 from conformance.lab.netns import LabError
 from conformance.lab.testbed import HostSpec
 
+SFTP_TIMEOUT = 60.0  # no single SFTP read of a lab file takes longer
 _LOST = (paramiko.SSHException, EOFError, ConnectionError, socket.timeout, OSError)
 
 
@@ -115,7 +116,7 @@ class SSHHost:
     def _run(self, command: str, timeout: float) -> Result:
         wrapped = f"timeout -k 1 {max(timeout, 0.1):.1f} sh -c {shlex.quote(command)}"
         start = time.monotonic()
-        channel = self._transport().open_session()
+        channel = self._transport().open_session(timeout=10.0)  # paramiko waits an hour
         channel.exec_command(wrapped)
         out, err = bytearray(), bytearray()
         deadline = start + timeout + 3.0  # the remote timeout fires first; this is the backstop
@@ -144,15 +145,23 @@ class SSHHost:
                       time.monotonic() - start)
 
     # ------------------------------------------------------------------ files
+    def _sftp(self) -> paramiko.SFTPClient:
+        # open_sftp_client() waits an hour for its channel and reads without a deadline;
+        # a host that vanishes mid-transfer must end the call, not the run.
+        channel = self._transport().open_session(timeout=10.0)
+        channel.settimeout(SFTP_TIMEOUT)
+        channel.invoke_subsystem("sftp")
+        return paramiko.SFTPClient(channel)
+
     def put(self, local: str, remote: str) -> None:
         def go():
-            with self._transport().open_sftp_client() as sftp:
+            with self._sftp() as sftp:
                 sftp.put(local, remote)
         self._retry(f"put {remote}", go)
 
     def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
         def go():
-            with self._transport().open_sftp_client() as sftp:
+            with self._sftp() as sftp:
                 with sftp.open(remote, "w") as f:
                     f.write(text)
                 sftp.chmod(remote, mode)
@@ -160,7 +169,7 @@ class SSHHost:
 
     def get(self, remote: str, local: str) -> None:
         def go():
-            with self._transport().open_sftp_client() as sftp:
+            with self._sftp() as sftp:
                 sftp.get(remote, local)
         self._retry(f"get {remote}", go)
 
