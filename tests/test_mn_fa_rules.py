@@ -10,7 +10,8 @@ from conformance.codec import (
 )
 from conformance.codec.packets import IPv6, addr6, parse_ipv4
 from conformance.nodes.actions import Event, SendIPv4, SendUDP
-from conformance.nodes.fa import FA_FAULTS, FAConfig, ForeignAgent
+from conformance.nodes.fa import FAConfig, ForeignAgent
+from conformance.nodes.faults import FA_FAULTS, engine_for
 from conformance.nodes.mn import MN_FAULTS, MobileNode
 from conformance.codec.tunnel import encapsulate
 from memnet import COA, FA, HA, HOA, KEY, START, MemNet, mn_config
@@ -286,7 +287,7 @@ def _fa_relay(fa):
 @pytest.mark.parametrize("faults,untouched", [((), True),
                                               (("fa.strip-unknown-skippable",), False)])
 def test_fa_relays_type_152_untouched(faults, untouched):
-    send, relayed = _fa_relay(ForeignAgent(FAConfig(FA, faults=frozenset(faults))))
+    send, relayed = _fa_relay(engine_for("fa", FAConfig(FA, faults=frozenset(faults))))
     assert len(relayed) == 1 and relayed[0].dst == HA
     assert (relayed[0].payload == send.payload) is untouched
 
@@ -295,8 +296,8 @@ FA_HA_KEY = bytes.fromhex("a5" * 16)
 
 
 def _fa_with_association(*faults):
-    return ForeignAgent(FAConfig(FA, home_agents={HA: (300, FA_HA_KEY)},
-                                 faults=frozenset(faults)))
+    return engine_for("fa", FAConfig(FA, home_agents={HA: (300, FA_HA_KEY)},
+                                     faults=frozenset(faults)))
 
 
 def check_fa_ha_auth_appended(fa):  # RFC3344-3.5.1-01
@@ -349,7 +350,7 @@ def test_fa_relays_reply_and_adds_visitor_then_decapsulates():
     outer = encapsulate(inner, False, HA, FA, "ipip")[1]
     assert [a.packet for a in net.fa.receive_ipv4(outer, net.now)
             if isinstance(a, SendIPv4)] == [inner]
-    faulty = ForeignAgent(FAConfig(FA, faults=frozenset({"fa.drop-tunnelled-traffic"})))
+    faulty = engine_for("fa", FAConfig(FA, faults=frozenset({"fa.drop-tunnelled-traffic"})))
     net2 = MemNet(fa=faulty)
     net2.mn_do("attach_fa", FA)
     assert not [a for a in faulty.receive_ipv4(outer, net2.now) if isinstance(a, SendIPv4)]

@@ -149,7 +149,7 @@ def test_every_fault_maps_to_requirements_that_cases_check():
     sys.path.insert(0, str(ROOT / "tools"))
     import check_coverage
 
-    from conformance.nodes.fa import FA_FAULTS
+    from conformance.nodes.faults import FA_FAULTS
     from conformance.nodes.ha import HA_FAULTS
     from conformance.nodes.mn import MN_FAULTS
 

@@ -43,6 +43,11 @@ OBSERVED_WORDS = ("security-exception", "route-add", "route-del", "registered",
                   "visitor-added", "prefix", "home_address", "care_of_address")
 OBSERVED_EVENTS = {"security-exception", "route-add", "route-del", "registered",
                    "visitor-added"}
+# The reference device's own code: its engines and the adapters it runs with on a lab. The
+# in-memory runner runs only this code mutated (conformance/adapters/device_scope.py); the
+# judge's codec stays clean, as a vendor's device never shares it.
+DEVICE_CODE = ("conformance/nodes/*.py", "conformance/adapters/runner.py",
+               "conformance/adapters/linux.py", "conformance/adapters/control.py")
 
 
 @dataclass
@@ -76,6 +81,53 @@ def load(mutants: Path) -> list[Mutant]:
             _diff(m, defs, function)
             out.append(m)
     return out
+
+
+def _names_in(node) -> set[str]:
+    """Every name and attribute a piece of code refers to, without leading underscores."""
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(n.id.lstrip("_"))
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr.lstrip("_"))
+        elif isinstance(n, ast.alias):
+            out.add(n.name.rsplit(".", 1)[-1].lstrip("_"))
+    return out
+
+
+def device_reachable(root: Path = ROOT) -> set[str]:
+    """The codec functions the device's code can call, by name (a function reached through
+    another codec function counts): a name-based closure, so it errs on the side of
+    reachable."""
+    reached = set()
+    for pattern in DEVICE_CODE:
+        for path in root.glob(pattern):
+            reached |= _names_in(ast.parse(path.read_text()))
+    calls: dict[str, set[str]] = {}
+    for path in (root / "conformance" / "codec").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # dispatch tables: `_BY_TYPE = {1: decode_request, ...}`
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for name in _names_in(target):
+                        calls.setdefault(name, set()).update(_names_in(node.value))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                calls.setdefault(node.name.lstrip("_"), set()).update(_names_in(node))
+            elif isinstance(node, ast.ClassDef):
+                # Building a class runs its dataclass hooks and reaches its methods by name.
+                calls.setdefault(node.name.lstrip("_"), set()).update(
+                    n.name.lstrip("_") for n in node.body
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    todo = [n for n in reached if n in calls]
+    while todo:
+        for name in calls.get(todo.pop(), ()):
+            if name not in reached:
+                reached.add(name)
+                todo.append(name)
+    return reached
 
 
 def _definitions(source: Path) -> dict[str, tuple[int, list[str]]]:
@@ -231,7 +283,7 @@ def _only_fault_name(before: str, after: str) -> bool:
     return False
 
 
-def classify(m: Mutant, manual: dict) -> None:
+def classify(m: Mutant, manual: dict, reachable: set[str] | None = None) -> None:
     if m.name in manual:
         reason = str(manual[m.name])
         m.kind = "equivalent" if reason.startswith("equivalent") else \
@@ -242,6 +294,11 @@ def classify(m: Mutant, manual: dict) -> None:
                                                m.function.endswith(".to_dict")):
         m.kind, m.reason = "unobservable", "not observable on the wire: renders decoded " \
             "messages and decoding errors for reports and logs"
+        return
+    if reachable is not None and "/codec/" in m.file and \
+            m.function.rsplit(".", 1)[-1].lstrip("_") not in reachable:
+        m.kind, m.reason = "unobservable", "not the device's code: only the suite's judge " \
+            "calls it (the codec's own tests cover it: known answers, fuzzing, scapy, tshark)"
         return
     text = m.before
     if m.fault_only:
@@ -323,9 +380,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     manual = yaml.safe_load(TRIAGE.read_text()) if TRIAGE.exists() else {}
+    reachable = device_reachable()
     for m in mutants:
         if m.status not in ("killed", "timeout", "not checked"):
-            classify(m, manual or {})
+            classify(m, manual or {}, reachable)
     counts = Counter(m.status for m in mutants)
     excluded = sum(1 for m in mutants if m.kind in ("equivalent", "unobservable"))
     caught = counts["killed"] + counts["timeout"]

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from conformance.adapters import control
+from conformance.adapters.device_scope import device
 from conformance.adapters.memory_net import LINK_OF, Link, MemoryNet, Node
 from conformance.lab import topology
 from conformance.lab.agent import matches, summarize
@@ -28,13 +29,10 @@ from conformance.lab.profile import Profile, StateParseError
 from conformance.lab.testbed import DEFAULT_PIXIT, HostSpec, Interface, Management, Testbed
 from conformance.codec.packets import PROTO_UDP, ipv4_packet, udp_packet
 from conformance.nodes.config import ConfigError, load_node_config
-from conformance.nodes.fa import ForeignAgent
-from conformance.nodes.ha import HomeAgent
-from conformance.nodes.mn import MobileNode
+from conformance.nodes.faults import engine_for
 from conformance.suite.session import Session
 from conformance.yamlfile import YamlError
 
-ENGINES = {"ha": HomeAgent, "fa": ForeignAgent, "mn": MobileNode}
 # Named faults that live in the socket and TUN adapter and are not modelled here: the lab
 # proves those.
 NOT_MODELLED = frozenset({"ha.advertise-prefixes"})
@@ -179,7 +177,8 @@ class MemoryDevice(Device):
             config = load_node_config(path, self.profile.role)
         except (ConfigError, YamlError) as exc:
             raise DeviceCrashed(f"{self.profile.name} did not start: {exc}", []) from exc
-        engine = ENGINES[config.role](config.engine)
+        with device():
+            engine = engine_for(config.role, config.engine)
         self.node = Node(self.profile.host, config.role, engine, config)
         self.net.attach(self.node)
 
@@ -216,8 +215,9 @@ class MemoryDevice(Device):
         route = re.search(r"ip -6 -j route show dev (\S+)", command)
         if ctl:
             try:
-                reply, actions = control.answer(self.node.engine, self.node.role,
-                                                ctl.group(1), self.net.now)
+                with device():
+                    reply, actions = control.answer(self.node.engine, self.node.role,
+                                                    ctl.group(1), self.net.now)
             except Exception as exc:  # noqa: BLE001 - as `dsmip4 ctl` failing on a lab
                 raise StateParseError(f"`{command}` failed: {type(exc).__name__}: {exc}") \
                     from exc

@@ -16,6 +16,7 @@ import time
 from collections import deque
 
 from conformance.adapters import control
+from conformance.adapters.device_scope import device, judge_runs_clean
 from conformance.codec.packets import (
     PROTO_UDP, checksum, icmpv6_packet, ipv4_packet, parse_ipv4, text6, udp_packet,
 )
@@ -88,6 +89,11 @@ def fragments6(packet: bytes, mtu: int, ident: int) -> list[bytes]:
     return out
 
 
+def _next_timer(node) -> float | None:
+    with device():
+        return node.engine.next_timer()
+
+
 class Link:
     """Every packet that crossed one link, in order, with a sequence number and a time."""
 
@@ -138,6 +144,7 @@ class MemoryNet:
         self.links = {link: Link(link) for link, *_ in topology.LINKS}
         self.nodes: dict[str, Node] = {}
         self._queue: deque = deque()
+        judge_runs_clean()
 
     # ------------------------------------------------------------------ engines
     def attach(self, node: Node) -> None:
@@ -156,7 +163,8 @@ class MemoryNet:
         if node.crash is not None or self.nodes.get(node.host) is not node:
             return
         try:
-            actions = method(*args, self.now)
+            with device():
+                actions = method(*args, self.now)
         except Exception as exc:  # noqa: BLE001 - any exception kills the node's process
             where = getattr(method, "__name__", "start")
             node.crash = f"{type(exc).__name__}: {exc} (in the {node.role.upper()}'s {where})"
@@ -189,7 +197,9 @@ class MemoryNet:
         elif node.role == "ha" and event.name == "route-del":
             node.routes.discard(event.data["prefix"])
         elif node.role == "mn" and event.name == "registered":
-            for prefix in node.engine.accepted_prefixes():
+            with device():
+                accepted = list(node.engine.accepted_prefixes())
+            for prefix in accepted:
                 if "/" in prefix:
                     net = ipaddress.IPv6Network(prefix)
                     node.addresses6.add((net.network_address + 1).packed)
@@ -198,7 +208,7 @@ class MemoryNet:
 
     # ------------------------------------------------------------------ time
     def next_timer(self) -> float | None:
-        due = [t for node in self.nodes.values() if (t := node.engine.next_timer()) is not None]
+        due = [t for node in self.nodes.values() if (t := _next_timer(node)) is not None]
         return min(due) if due else None
 
     def step_until(self, end: float) -> bool:
@@ -209,7 +219,7 @@ class MemoryNet:
             return False
         self.now = max(self.now, due)
         for node in list(self.nodes.values()):
-            t = node.engine.next_timer()
+            t = _next_timer(node)
             if t is not None and t <= self.now:
                 self.call(node, node.engine.handle_timer)
         return True

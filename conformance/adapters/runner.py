@@ -24,9 +24,7 @@ from conformance.codec.packets import (
 )
 from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
 from conformance.nodes.config import NodeConfig
-from conformance.nodes.fa import ForeignAgent
-from conformance.nodes.ha import HomeAgent
-from conformance.nodes.mn import MobileNode
+from conformance.nodes.faults import engine_for
 from conformance.adapters import control, linux
 
 MIP_PORT = 434
@@ -89,8 +87,7 @@ class NodeRunner:
         self.role = config.role
         self.log = Logger(self.role, config.runtime.log)
         engine_cfg = config.engine
-        self.engine = {"ha": HomeAgent, "fa": ForeignAgent, "mn": MobileNode}[self.role](
-            engine_cfg)
+        self.engine = engine_for(self.role, engine_cfg)
         self.selector = selectors.DefaultSelector()
         self.tun_fd = None
         self.tun_name = None

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.nodes.fa import FA_FAULTS, FAConfig
+from conformance.nodes.fa import FAConfig
+from conformance.nodes.faults import FA_FAULTS
 from conformance.nodes.ha import HA_FAULTS, HAConfig, MobileNodeEntry
 from conformance.nodes.mn import MN_FAULTS, MNConfig
 from conformance.nodes.prefixes import PrefixTable, prefix_key

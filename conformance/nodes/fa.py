@@ -25,16 +25,6 @@ from conformance.codec.tunnel import decapsulated_ipv4, encapsulate
 MIP_PORT = 434
 PENDING_TIMEOUT = 7.0  # seconds an unanswered relayed request is kept (RFC 3344 §3.7.1)
 
-FA_FAULTS = {
-    "fa.strip-unknown-skippable": ["RFC3344-1.9-01", "RFC5454-3.4-D1", "RFC5454-5-03"],
-    "fa.alter-relayed-request": ["RFC3344-3.7.2-01"],
-    "fa.alter-relayed-reply": ["RFC3344-3.7.3-01"],
-    "fa.drop-tunnelled-traffic": ["RFC3344-4.2.3-01"],
-    # With a mobility security association with the HA (RFC 3344 §3.5.4, PICS item):
-    "fa.fa-ha-auth-over-header-only": ["RFC3344-3.5.1-01"],
-    "fa.accept-bad-fa-ha-auth": ["RFC3344-3.7.3.1-01"],
-}
-FA_KNOWN_SKIPPABLE = frozenset({131, 144})  # NAI, UDP Tunnel Request
 # Code RFC 3024 §3.3 gives the FA for a T bit it cannot honour.
 FA_REVERSE_TUNNEL_UNAVAILABLE = 74
 
@@ -53,7 +43,7 @@ class FAConfig:
     # FA denies with 66, insufficient resources (RFC 3344 §3.4), so a flood cannot grow it.
     max_pending: int = 1024
     max_pending_per_mn: int = 8
-    faults: frozenset[str] = frozenset()
+    faults: frozenset[str] = frozenset()  # named faults (nodes/faults.py), for self-tests
 
 
 @dataclass(slots=True)
@@ -89,7 +79,6 @@ class ForeignAgent:
         self._pending_per_mn: dict[str, int] = {}
         self._full_logged = False  # "pending table full" is logged once per episode
         self._timers = Deadlines()  # ("pending", key) and ("visitor", home address)
-        self.faults = config.faults
 
     def visitor_list(self, now: float) -> list[dict]:
         return [v.to_dict(now) for v in sorted(self.visitors.values(),
@@ -130,20 +119,12 @@ class ForeignAgent:
         if request.flag("T") and not cfg.reverse_tunnel:
             return self._deny(request, FA_REVERSE_TUNNEL_UNAVAILABLE, src, sport,
                               "reverse tunnelling unavailable")
+        # RFC 3344 §3.7.2: relayed unchanged, unknown skippable extensions included.
         relayed = payload
-        if "fa.strip-unknown-skippable" in self.faults:
-            request.extensions = [e for e in request.extensions
-                                  if e.type < 128 or e.type in FA_KNOWN_SKIPPABLE]
-            relayed = encode(request)
-        elif "fa.alter-relayed-request" in self.faults:
-            relayed = payload[:2] + (request.lifetime ^ 1).to_bytes(2, "big") + payload[4:]
         association = cfg.home_agents.get(request.home_agent)
         if association is not None:
             # RFC 3344 §3.5.4: the FA-HA extension goes last, over all that precedes it.
-            relayed = append_authentication(
-                relayed, ExtType.FA_HA_AUTH, *association,
-                protected=relayed[:24] if "fa.fa-ha-auth-over-header-only" in self.faults
-                else None)
+            relayed = append_authentication(relayed, ExtType.FA_HA_AUTH, *association)
         key = (request.home_address, request.identification & 0xFFFFFFFF)
         full = self._pending_full(key)
         if full:
@@ -198,7 +179,7 @@ class ForeignAgent:
             valid = len(fa_ha) == 1 and type(fa_ha[0]) is AuthExtension and \
                 fa_ha[0].spi == association[0] and \
                 verify_authenticator(payload, reply, association[1], ExtType.FA_HA_AUTH)
-            if not valid and "fa.accept-bad-fa-ha-auth" not in self.faults:
+            if not valid:
                 # RFC 3344 §3.7.3.1: discard, log a security exception, deny with code 68.
                 return [Event("security-exception", {"from": src, "home_address":
                                                      reply.home_address, "reason":
@@ -221,9 +202,6 @@ class ForeignAgent:
             self._timers.cancel(("visitor", reply.home_address))
             event = Event("visitor-removed", {"home_address": reply.home_address,
                                               "code": reply.code})
-        if "fa.alter-relayed-reply" in self.faults:
-            reply.extensions = [e for e in reply.extensions if e.type != 152]
-            payload = encode(reply)
         # The reply goes back unchanged to where the request came from (RFC 3344 §3.7.3).
         return [event, SendUDP(self.address, pending.mn_address, MIP_PORT, pending.mn_port,
                                payload)]
@@ -268,8 +246,6 @@ class ForeignAgent:
         if visitor is None or outer.src != visitor.home_agent:
             return [Event("dropped", {"from": outer.src, "to": ip4.dst,
                                       "reason": "no such visitor"}, "info")]
-        if "fa.drop-tunnelled-traffic" in self.faults:
-            return []
         return [SendIPv4(inner)]  # delivered on the visited link to the mobile node
 
     @drops_malformed

@@ -28,7 +28,10 @@ def run_in_memory(cases: list[TestCase], profiles: dict[str, Profile] | None = N
                   stop_at_failure: bool = False) -> list[dict]:
     """Each case's record (as in results.json), run against `profiles` (default: the
     reference in every role). `start` fixes the simulated clock's epoch (default: now)."""
+    from conformance.adapters.device_scope import judge_runs_clean
     from conformance.suite.plugin import RunState, execute
+
+    judge_runs_clean()
 
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="dsmip4-memrun-"))
     option = SimpleNamespace(catalog=None, testbed=[], dut=[], expected_failures=None,
