@@ -17,6 +17,7 @@ from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
 from conformance.codec.ntp import ntp_time
 from conformance.nodes.ha import HA_FAULTS, HomeAgent, MobileNodeEntry
 from conformance.codec.tunnel import encapsulate
+from conformance.nodes.faults import engine_for
 from memnet import COA, FA, HA, HOA, KEY, START, ha_config
 
 HOA2 = "203.0.113.11"
@@ -27,7 +28,7 @@ def make_ha(*faults, **kw) -> HomeAgent:
     mns = [MobileNodeEntry(HOA, 256, KEY, [ipaddress.IPv6Network("2001:db8:10::/48")]),
            MobileNodeEntry(HOA2, 257, KEY2, [ipaddress.IPv6Network("2001:db8:10::/48")],
                            [ipaddress.IPv6Network("2001:db8:20::/48")])]
-    return HomeAgent(ha_config(mobile_nodes=mns, faults=frozenset(faults), **kw))
+    return engine_for("ha", ha_config(mobile_nodes=mns, faults=frozenset(faults), **kw))
 
 
 class Clock:

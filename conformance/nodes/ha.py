@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from conformance.codec import (
     AuthExtension, DecodeError, LongExtension, PrefixReply, PrefixRequest, RawExtension,
-    RegistrationReply, RegistrationRequest, ReplyCode, TunnelData, TunnelingMode,
+    RegistrationReply, RegistrationRequest, ReplyCode, TunnelingMode,
     UDPTunnelReply, UDPTunnelRequest, decode, encode,
 )
 from conformance.codec import dhcpv6 as dh
@@ -250,25 +250,12 @@ class HomeAgent:
                dport: int, entry: MobileNodeEntry | None, extensions=(), identification=None,
                event_data=None, now: float = 0.0) -> list:
         exts = list(extensions)
-        if code > 1 and self._fault("ha.prefix-accept-on-reject"):
-            exts = [PrefixReply.answering(r, PREFIX_ACCEPT_HOA) for r in request.prefix_requests]
-        if entry is not None and not self._fault("ha.reply-without-auth"):
-            exts.append(AuthExtension(32, entry.spi))
+        if entry is not None:
+            exts.append(AuthExtension(32, entry.spi))  # RFC 3344 §3.5.2: the MN-HA last
         ident = request.identification if identification is None else identification
-        if self._fault("ha.wrong-reply-identification") and code <= 1:
-            ident ^= 1 << 40  # the high bits: an FA still relays it on the low 32 bits
-        if self._fault("ha.133-without-ha-time") and code == 133:
-            ident = request.identification
         reply = RegistrationReply(code, lifetime, request.home_address, self.address, ident,
                                   exts)
-        payload = encode(reply, {32: entry.key} if entry and not self._fault(
-            "ha.reply-without-auth") else None)
-        if entry is not None and self._fault("ha.auth-over-header-only") and \
-                not self._fault("ha.reply-without-auth"):
-            # The authenticator computed over the fixed header and the SPI only.
-            end = len(payload) - 16
-            payload = payload[:end] + hmac.digest(entry.key, payload[:20] + payload[end - 6:end],
-                                                  "md5")
+        payload = encode(reply, {32: entry.key} if entry else None)
         accepted = code <= 1
         self.stats["accepted" if accepted else "rejected"] += 1
         data = {"home_address": request.home_address, "care_of_address":
@@ -288,11 +275,10 @@ class HomeAgent:
             return self._reply(request, ReplyCode.HA_MN_FAILED_AUTH, 0, src, sport, None,
                                event_data={"reason": "no MN-HA authentication extension"
                                            if auth is None else f"unknown SPI {auth.spi}"})
-        if not self._fault("ha.skip-auth-check"):
-            expected = hmac.digest(entry.key, payload[:auth.offset + 6], "md5")
-            if not hmac.compare_digest(expected, auth.authenticator or b""):
-                return self._reply(request, ReplyCode.HA_MN_FAILED_AUTH, 0, src, sport, entry,
-                                   event_data={"reason": "authenticator mismatch"})
+        expected = hmac.digest(entry.key, payload[:auth.offset + 6], "md5")
+        if not hmac.compare_digest(expected, auth.authenticator or b""):
+            return self._reply(request, ReplyCode.HA_MN_FAILED_AUTH, 0, src, sport, entry,
+                               event_data={"reason": "authenticator mismatch"})
         if request.home_address != entry.home_address:
             return self._reply(request, ReplyCode.HA_MN_FAILED_AUTH, 0, src, sport, entry,
                                event_data={"reason": "SPI belongs to another home address"})
@@ -333,51 +319,34 @@ class HomeAgent:
                 continue
             kind = type(ext)
             if kind is RawExtension and ext.type < 128 or kind is LongExtension:
-                if not self._fault("ha.accept-unknown-nonskippable"):
-                    return f"unrecognised non-skippable extension type {ext.type}"
-            if kind is RawExtension and ext.type >= 128 and self._fault(
-                    "ha.reject-unknown-skippable"):
-                return f"unrecognised skippable extension type {ext.type}"
+                return f"unrecognised non-skippable extension type {ext.type}"
             if self.config.dsmip and after_auth and ext.type == 152:
                 return "DSMIPv4 extension after the MN-HA authentication extension (RFC 5454 §3.1)"
         return None
 
     def _deregister(self, request, entry, src, sport, now) -> list:
-        actions = []
-        if not self._fault("ha.keep-after-deregistration"):
-            actions += self._remove_binding(entry.home_address, "deregistered")
+        actions = self._remove_binding(entry.home_address, "deregistered")
         return self._reply(request, ReplyCode.ACCEPTED, 0, src, sport, entry) + actions
 
     def _register(self, request: RegistrationRequest, entry: MobileNodeEntry, src, sport,
                   now) -> list:
         cfg = self.config
-        lifetime = request.lifetime
-        if not self._fault("ha.no-lifetime-cap"):
-            lifetime = min(lifetime, cfg.max_lifetime)
+        lifetime = min(request.lifetime, cfg.max_lifetime)  # RFC 3344 §3.8.3
         colocated = request.flag("D")
         wants_udp = next((e for e in request.extensions if type(e) is UDPTunnelRequest), None)
         use_udp = wants_udp is not None and cfg.udp_tunnelling
-        encapsulation = "udp" if use_udp else ("gre" if request.flag("G") and not self._fault(
-            "ha.ipip-despite-gre") else "ipip")
+        encapsulation = "udp" if use_udp else ("gre" if request.flag("G") else "ipip")
         old = self.bindings.get(entry.home_address)
         extensions, prefixes, link_locals, events = [], {}, set(), []
         requests = request.prefix_requests if cfg.dsmip else []
         if cfg.dsmip and requests:
-            wants_coa = (any(type(e) is TunnelingMode and not (
-                e.reserved and self._fault("ha.reject-tunnel-mode-reserved"))
-                for e in request.extensions)
-                         and (cfg.honour_tunneling_mode
-                              or self._fault("ha.honour-ignored-tunneling-mode"))
-                         and not self._fault("ha.ignore-tunneling-mode"))
+            wants_coa = cfg.honour_tunneling_mode and \
+                any(type(e) is TunnelingMode for e in request.extensions)
             extensions, prefixes, link_locals, events = self._answer_prefixes(
                 entry, requests, colocated, wants_coa, request.care_of_address)
-        elif not requests and entry.implicit_prefixes and \
-                not self._fault("ha.ignore-implicit-prefixes"):
+        elif not requests and entry.implicit_prefixes:
             prefixes = {_key(n): "hoa" for n in entry.implicit_prefixes}  # RFC 5454 §1.4
-        if old is not None and self._fault("ha.keep-omitted-prefixes"):
-            for key, mode in old.prefixes.items():
-                prefixes.setdefault(key, mode)
-        if use_udp and not self._fault("ha.no-udp-tunnel-reply"):
+        if use_udp:
             extensions.append(UDPTunnelReply(code=0, keepalive=cfg.udp_keepalive))
         binding = Binding(entry.home_address, request.care_of_address, entry.spi, lifetime,
                           now + lifetime, request.identification, colocated, request.flag("T"),
@@ -411,44 +380,18 @@ class HomeAgent:
                     "home_address": entry.home_address, "code": code,
                     "prefix": _prefix_text(*key) if length <= 128 else req.prefix_text}))
             reply = PrefixReply.answering(req, code)
-            if length <= 128 and not self._fault("ha.stray-bits-in-reply"):
-                reply.prefix = _key_bytes(*key)  # the originator zeroes stray bits
-            if self._fault("ha.stray-bits-in-reply") and req.prefix_length < 128:
-                reply.prefix = reply.prefix[:15] + bytes((reply.prefix[15] | 1,))
-            if self._fault("ha.wrong-prefix-echo") and 0 < length <= 128:
-                b = bytearray(reply.prefix)  # flip the last significant bit: another prefix
-                b[(length - 1) // 8] ^= 0x80 >> ((length - 1) % 8)
-                reply.prefix = bytes(b)
-            if self._fault("ha.nonzero-reply-reserved"):
-                reply.reserved = 0x5A
-            if self._fault("ha.bad-prefix-reply-length"):
-                reply.wire_length = 21  # one byte more than the extension carries
-            if self._fault("ha.coa-code-in-fa-mode") and code == PREFIX_ACCEPT_HOA:
-                reply.code = PREFIX_ACCEPT_COA
-            if self._fault("ha.reply-subtype-4"):
-                from conformance.codec import DSMIPUnknown
-
-                reply = DSMIPUnknown(4, bytes((reply.code, reply.prefix_length, 0))
-                                     + reply.prefix)
-            if not self._fault("ha.no-prefix-reply"):
-                extensions.append(reply)
-                if self._fault("ha.duplicate-prefix-reply") and type(reply) is PrefixReply:
-                    extensions.append(PrefixReply(reply.code, reply.prefix_length, reply.prefix))
+            if length <= 128:
+                reply.prefix = _key_bytes(*key)  # the originator zeroes stray bits (§2.2)
+            extensions.append(reply)
         return extensions, prefixes, link_locals, events
 
     def _decide(self, entry: MobileNodeEntry, req: PrefixRequest, key, colocated: bool,
                 wants_coa: bool) -> int:
         length = req.prefix_length
         if length == 255:
-            if self._fault("ha.reject-link-local"):
-                return PREFIX_REJECT_UNSPECIFIED
             return PREFIX_ACCEPT_HOA if is_link_local(req.prefix) else PREFIX_REJECT_UNSPECIFIED
         if length > 128:
             # Lengths 129-254 mean nothing (RFC 5454 §2.2): never accepted.
-            return PREFIX_ACCEPT_HOA if self._fault("ha.accept-bad-prefix-length") \
-                else PREFIX_REJECT_UNSPECIFIED
-        if self._fault("ha.reject-stray-bits") and length < 128 and \
-                int.from_bytes(req.prefix, "big") & ((1 << (128 - length)) - 1):
             return PREFIX_REJECT_UNSPECIFIED
         if not entry.allows(*key) and key not in self.delegations.get(entry.home_address, ()):
             return PREFIX_REJECT_PROHIBITED
