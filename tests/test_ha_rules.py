@@ -15,7 +15,8 @@ from conformance.codec import (
 from conformance.codec.packets import IPv6, addr6, parse_ipv4, parse_ipv6
 from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
 from conformance.codec.ntp import ntp_time
-from conformance.nodes.ha import HA_FAULTS, HomeAgent, MobileNodeEntry
+from conformance.nodes.ha import HomeAgent, MobileNodeEntry
+from conformance.nodes.faults import HA_FAULTS
 from conformance.codec.tunnel import encapsulate
 from conformance.nodes.faults import engine_for
 from memnet import COA, FA, HA, HOA, KEY, START, ha_config

@@ -231,7 +231,7 @@ class NodeRunner:
         if addr[2] == socket.PACKET_OUTGOING or len(packet) < 40 or packet[24] != 0xFF:
             return
         if packet[6] == 58 and len(packet) > 40 and packet[40] == 133 and \
-                "ha.advertise-prefixes" in self.engine.faults:
+                "ha.advertise-prefixes" in self.config.engine.faults:
             self._advertise(sock)  # the fault: answer a Router Solicitation with our prefixes
             return
         if packet[25] & 0x0F <= 2:
