@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _faults() -> list[tuple[str, str, str]]:
     from conformance.nodes.faults import FA_FAULTS
     from conformance.nodes.faults import HA_FAULTS
-    from conformance.nodes.mn import MN_FAULTS
+    from conformance.nodes.faults import MN_FAULTS
 
     out = []
     for table in (HA_FAULTS, MN_FAULTS, FA_FAULTS):

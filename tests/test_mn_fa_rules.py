@@ -11,8 +11,8 @@ from conformance.codec import (
 from conformance.codec.packets import IPv6, addr6, parse_ipv4
 from conformance.nodes.actions import Event, SendIPv4, SendUDP
 from conformance.nodes.fa import FAConfig, ForeignAgent
-from conformance.nodes.faults import FA_FAULTS, engine_for
-from conformance.nodes.mn import MN_FAULTS, MobileNode
+from conformance.nodes.faults import FA_FAULTS, MN_FAULTS, engine_for
+from conformance.nodes.mn import MobileNode
 from conformance.codec.tunnel import encapsulate
 from memnet import COA, FA, HA, HOA, KEY, START, MemNet, mn_config
 
@@ -20,7 +20,7 @@ P1, P2 = "2001:db8:10:1::/64", "2001:db8:10:2::/64"
 
 
 def make_mn(*faults, **kw) -> MobileNode:
-    return MobileNode(mn_config(faults=frozenset(faults), **kw))
+    return engine_for("mn", mn_config(faults=frozenset(faults), **kw))
 
 
 def attach(mn, colocated=False):

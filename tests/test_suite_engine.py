@@ -151,7 +151,7 @@ def test_every_fault_maps_to_requirements_that_cases_check():
 
     from conformance.nodes.faults import FA_FAULTS
     from conformance.nodes.faults import HA_FAULTS
-    from conformance.nodes.mn import MN_FAULTS
+    from conformance.nodes.faults import MN_FAULTS
 
     pairs = check_coverage.covered_pairs(check_coverage.load_cases(CATALOG))
     for table in (HA_FAULTS, MN_FAULTS, FA_FAULTS):

@@ -23,6 +23,7 @@ from conformance.codec.packets import (
 from conformance.codec.tunnel import forwarded
 from conformance.lab import topology
 from conformance.lab.netns import LabError
+from conformance.nodes.faults import tun_device_mtu
 from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
 
 MIP_PORT = 434
@@ -119,9 +120,7 @@ class Node:
         self.path_mtu6: dict[bytes, int] = {}  # MN host: what Packet Too Big taught it
         self.crash: str | None = None  # why the engine died (an exception it raised)
         rt = config.runtime
-        faults = getattr(config.engine, "faults", ())
-        # As the socket adapter opens it (its fault gives the MN's device too large an MTU).
-        self.tun_mtu = 1500 if "mn.tun-mtu-1500" in faults else rt.tun_mtu
+        self.tun_mtu = tun_device_mtu(config.engine, rt.tun_mtu)  # as the socket adapter
 
     def next_fragment_id(self) -> int:
         self._fragment_id = getattr(self, "_fragment_id", 0x5454) + 1

@@ -24,7 +24,7 @@ from conformance.codec.packets import (
 )
 from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
 from conformance.nodes.config import NodeConfig
-from conformance.nodes.faults import engine_for
+from conformance.nodes.faults import answers_router_solicitations, engine_for, tun_device_mtu
 from conformance.adapters import control, linux
 
 MIP_PORT = 434
@@ -106,7 +106,7 @@ class NodeRunner:
             self.raw_in.append(icmp)
         rt = config.runtime
         if rt.tun and self.role in ("ha", "mn"):
-            mtu = 1500 if "mn.tun-mtu-1500" in getattr(engine_cfg, "faults", ()) else rt.tun_mtu
+            mtu = tun_device_mtu(engine_cfg, rt.tun_mtu)
             self.tun_fd, self.tun_name = linux.open_tun(rt.tun, mtu)
             self.selector.register(self.tun_fd, selectors.EVENT_READ, self._on_tun)
         self.foreign_ifindex = linux.ifindex_of(rt.foreign_interface) if self.role == "fa" \
@@ -231,7 +231,7 @@ class NodeRunner:
         if addr[2] == socket.PACKET_OUTGOING or len(packet) < 40 or packet[24] != 0xFF:
             return
         if packet[6] == 58 and len(packet) > 40 and packet[40] == 133 and \
-                "ha.advertise-prefixes" in self.config.engine.faults:
+                answers_router_solicitations(self.config.engine):
             self._advertise(sock)  # the fault: answer a Router Solicitation with our prefixes
             return
         if packet[25] & 0x0F <= 2:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.nodes.fa import FAConfig
-from conformance.nodes.faults import FA_FAULTS, HA_FAULTS
+from conformance.nodes.faults import FA_FAULTS, HA_FAULTS, MN_FAULTS
 from conformance.nodes.ha import HAConfig, MobileNodeEntry
-from conformance.nodes.mn import MN_FAULTS, MNConfig
+from conformance.nodes.mn import MNConfig
 from conformance.nodes.prefixes import PrefixTable, prefix_key
 from conformance.yamlfile import YamlError, line_of, load_yaml
 

@@ -23,6 +23,7 @@ from conformance.codec.packets import (
     parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
 )
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP
+from conformance.codec.constants import prefix_code_accepts
 from conformance.codec.ntp import ntp_time
 from conformance.codec.tunnel import (
     ENCAP_EXTRA, decapsulated_ipv4, decapsulated_ipv6, dynamic_tunnel_mtu, encapsulate, with_df,
@@ -31,57 +32,6 @@ from conformance.codec.tunnel import (
 MIP_PORT = 434
 RETRANSMIT_INITIAL = 1.0  # RFC 3344 §3.6.3: back off exponentially from a first timeout
 RETRANSMIT_MAX_TRIES = 5
-
-MN_FAULTS = {
-    "mn.tunnel-mode-ext-in-fa-mode": ["RFC5454-3.5-14"],
-    "mn.no-tunnel-mode-ext-colocated": ["RFC5454-3.5-13", "RFC5454-3.1-02", "RFC5454-2.3-F1"],
-    "mn.tunnel-mode-reserved-nonzero": ["RFC5454-2.3-F2"],
-    "mn.udp-reserved-nonzero": ["RFC3519-3.1-01"],
-    "mn.solicit-outside-hoa-tunnel": ["RFC5454-3.7.1-03"],
-    "mn.tun-mtu-1500": ["RFC5454-3.6-03", "RFC4213-3.2-01"],
-    "mn.extensions-after-auth": ["RFC5454-3.1-03"],
-    "mn.auth-excludes-extensions": ["RFC5454-3.1-04", "RFC3344-3.5.1-01"],
-    "mn.no-auth-extension": ["RFC3344-3.2-01"],
-    "mn.no-prefix-requests": ["RFC5454-3.1-01", "RFC5454-3.5-01", "RFC5454-3.5-02"],
-    "mn.stray-prefix-bits": ["RFC5454-2.1-01"],
-    "mn.strict-reply-prefix": ["RFC5454-2.2-02"],
-    "mn.accept-unmatched-reply": ["RFC5454-3.5-06"],
-    "mn.missing-reply-accepted": ["RFC5454-3.5-07"],
-    "mn.ignore-prefix-code": ["RFC5454-3.5-08", "RFC5454-3.5-03", "RFC5454-3.2-D2",
-                              "RFC5454-2.2-F4"],
-    "mn.ignore-header-reject": ["RFC5454-3.2-D1"],
-    "mn.coa-tunnel-in-fa-mode": ["RFC5454-3.5-12", "RFC5454-3.5-10"],
-    "mn.hoa-tunnel-on-code-1": ["RFC5454-3.5-11"],
-    "mn.no-fallback": ["RFC5454-3.5-05", "RFC5454-3.5-04", "RFC5454-3.2-D3"],
-    "mn.reserved-codes-rejected": ["RFC5454-5-02"],
-    "mn.ipv6-via-coa-on-code-0": ["RFC5454-3.5-09"],
-    "mn.mld-via-coa": ["RFC5454-3.3.3-01"],
-    "mn.no-neighbor-discovery": ["RFC5454-3.6-01", "RFC5454-3.6-02", "RFC4213-3.8-01"],
-    "mn.no-ecn-drop": ["RFC5454-3.6-05", "RFC5454-3.6-06", "RFC3168-9.1.1-01"],
-    "mn.udp-encapsulation-nonzero": ["RFC5454-3.9-03"],
-    "mn.udp-next-header-4": ["RFC5454-3.9-02", "RFC5454-3.9-01", "RFC3519-3.3-02"],
-    "mn.skip-hoa-registration": ["RFC5454-3.7.1-02"],
-    "mn.no-link-local-registration": ["RFC5454-3.7.1-D1", "RFC5454-3.7.1-01"],
-    "mn.no-delegated-registration": ["RFC5454-3.7.1-04"],
-    "mn.no-reregistration": ["RFC3344-3.6.3-01"],
-    "mn.no-resync": ["RFC3344-5.7.1-01"],
-    "mn.bad-prefix-request-length": ["RFC5454-2.1-F1"],
-    "mn.prefix-length-200": ["RFC5454-2.1-F2"],
-    "mn.reject-nonzero-reserved": ["RFC5454-2.2-F2"],
-    "mn.request-subtype-4": ["RFC5454-5-01"],
-    "mn.reject-unknown-skippable": ["RFC5454-5-03", "RFC3344-1.9-01"],
-    "mn.tunnel-counts-as-hop": ["RFC4213-3.3-01"],
-    "mn.hoa-tunnel-gre": ["RFC4213-3.5-01"],
-    "mn.accept-any-tunnel-source": ["RFC4213-3.6-01"],
-    "mn.wrong-link-local": ["RFC4213-3.7-01"],
-    "mn.udp-tunnel-reserved-nonzero": ["RFC3519-3.3-01"],
-    "mn.accept-bad-reply-auth": ["RFC3344-3.6.2.1-01"],
-    "mn.nonzero-reserved-flags": ["RFC3344-3.3-01"],
-    "mn.no-packet-too-big": ["RFC4213-3.2-02"],
-    # Optional features (PICS): these break a configuration that claims the feature.
-    "mn.implicit-prefixes-not-tunnelled": ["RFC5454-1.4-01"],
-    "mn.dynamic-mtu-no-df": ["RFC5454-3.6-04"],
-}
 
 
 @dataclass
@@ -104,7 +54,7 @@ class MNConfig:
     tunnel_mtu: int = 1280  # static tunnel MTU (RFC 4213 §3.2)
     dynamic_tunnel_mtu: bool = False  # RFC 4213 §3.2 dynamic method (RFC 5454 §3.6 OPTIONAL)
     link_mtu: int = 1500  # IPv4 MTU the dynamic method starts from
-    faults: frozenset[str] = frozenset()
+    faults: frozenset[str] = frozenset()  # named faults (nodes/faults.py), for self-tests
 
 
 @dataclass(slots=True)
@@ -120,9 +70,9 @@ class PrefixState:
 
 
 class MobileNode:
+    HOA_ENCAPSULATION = "ipip"  # IPv6 in IPv4 to the HA (RFC 5454 §3.3.2, RFC 4213)
     def __init__(self, config: MNConfig):
         self.config = config
-        self.faults = config.faults
         self.mode = "home"  # home | fa | colocated
         self.care_of_address = config.home_address
         self.fa_address: str | None = None
@@ -158,9 +108,6 @@ class MobileNode:
     def accepted_prefixes(self) -> dict[str, str]:
         return {p.network: p.tunnel for p in self.prefixes.values() if p.accepted}
 
-    def _fault(self, name: str) -> bool:
-        return name in self.faults
-
     # ------------------------------------------------------------------ movement
     def attach_fa(self, fa_address: str, now: float) -> list:
         self.mode, self.fa_address, self.care_of_address = "fa", fa_address, fa_address
@@ -180,24 +127,17 @@ class MobileNode:
     # ------------------------------------------------------------------ requests
     def _requested(self) -> list[PrefixRequest]:
         requests = []
-        if (self.config.dynamic_delegation and self.link_local_registered or
-                self.config.dynamic_delegation and self._want_link_local()) and \
-                not self._fault("mn.no-link-local-registration"):
+        if self._want_link_local():
             requests.append(PrefixRequest(255, tunnel_link_local(self.config.home_address)))
         for network in list(self.config.prefixes) + self.delegated:
-            req = PrefixRequest.of(str(network))
-            if self._fault("mn.bad-prefix-request-length"):
-                req.wire_length = 19
-            if self._fault("mn.prefix-length-200"):
-                req.prefix_length = 200
-            if self._fault("mn.stray-prefix-bits") and network.prefixlen < 128:
-                req.prefix = req.prefix[:15] + bytes((req.prefix[15] | 1,))
-            requests.append(req)
+            requests.append(PrefixRequest.of(str(network)))
         return requests
 
     def _want_link_local(self) -> bool:
-        # §3.7.1: register the HoA first, then the link-local address.
-        return self.registered or self._fault("mn.skip-hoa-registration")
+        """§3.7.1: with dynamic delegation, the tunnel's link-local address is registered
+        once the HoA is (and kept in every request after)."""
+        return self.config.dynamic_delegation and (self.link_local_registered or
+                                                   self.registered)
 
     def _identification(self, now: float) -> int:
         ident = ntp_time(now + self._clock_offset)
@@ -216,41 +156,19 @@ class MobileNode:
         if cfg.gre:
             flags += "G"
         requests = self._requested() if lifetime else []
-        if self._fault("mn.no-prefix-requests"):
-            requests = []
         extensions: list = list(requests)
-        tunnel_mode = self.colocated and cfg.request_coa_tunnel and requests and \
-            not self._fault("mn.no-tunnel-mode-ext-colocated")
-        if self._fault("mn.request-subtype-4") and requests:
-            from conformance.codec import DSMIPUnknown
-
-            extensions.append(DSMIPUnknown(4, b"\x00"))
-        if tunnel_mode or (self._fault("mn.tunnel-mode-ext-in-fa-mode") and self.mode == "fa"
-                           and requests):
-            extensions.append(TunnelingMode(
-                reserved=0x5A if self._fault("mn.tunnel-mode-reserved-nonzero") else 0))
+        # §3.5: co-located, the MN may ask for the CoA tunnel; never in FA mode (§3.5-14).
+        tunnel_mode = self.colocated and cfg.request_coa_tunnel and requests
+        if tunnel_mode:
+            extensions.append(TunnelingMode())
         if cfg.udp_tunnelling and self.colocated and lifetime:
-            extensions.append(UDPTunnelRequest(
-                encapsulation=4 if self._fault("mn.udp-encapsulation-nonzero") else 0,
-                reserved3=0x5A5A if self._fault("mn.udp-reserved-nonzero") else 0))
-        auth = AuthExtension(32, cfg.spi)
-        if self._fault("mn.extensions-after-auth"):
-            extensions = [auth] + extensions
-        elif not self._fault("mn.no-auth-extension"):
-            extensions.append(auth)
+            extensions.append(UDPTunnelRequest())
+        # RFC 5454 §3.1: the extensions precede the MN-HA authentication extension.
+        extensions.append(AuthExtension(32, cfg.spi))
         request = RegistrationRequest(
-            RegistrationRequest.flags_of(flags) | (0x01 if self._fault(
-                "mn.nonzero-reserved-flags") else 0), lifetime, cfg.home_address,
+            RegistrationRequest.flags_of(flags), lifetime, cfg.home_address,
             cfg.home_agent, self.care_of_address, self._identification(now), extensions)
         payload = encode(request, {32: cfg.key})
-        if self._fault("mn.auth-excludes-extensions") and extensions:
-            # The authenticator computed as if the request carried no extension before it.
-            import hmac as _hmac
-
-            head = payload[:24]
-            tail_at = len(payload) - 16
-            payload = payload[:tail_at] + _hmac.digest(cfg.key, head + payload[tail_at - 6:
-                                                                              tail_at], "md5")
         dst = self.fa_address if self.mode == "fa" else cfg.home_agent
         src = cfg.home_address if self.mode != "colocated" else self.care_of_address
         self._pending = {"request": request, "payload": payload, "dst": dst, "src": src,
@@ -285,22 +203,15 @@ class MobileNode:
             return [Event("reply-ignored", {"reason": "identification mismatch"}, "warning")]
         if reply.code < 64 or reply.code >= 128:  # codes from the HA carry MN-HA auth
             valid = verify_authenticator(payload, reply, self.config.key)
-            if not valid and not self._fault("mn.accept-bad-reply-auth"):
+            if not valid:
                 return [Event("reply-ignored", {"reason": "MN-HA authentication failed"
                                                 if valid is False else "no MN-HA "
                                                 "authentication"}, "warning")]
         if reply.code == 133:
             # RFC 3344 §5.7.1: resynchronise on the HA's clock and try again.
-            if not self._fault("mn.no-resync"):
-                self._clock_offset = (reply.identification >> 32) - (ntp_time(now) >> 32)
+            self._resynchronise(reply.identification, now)
             return [Event("identification-resync", {"offset": self._clock_offset})] + \
                 self._register(now, pending["lifetime"])
-        if self._fault("mn.reject-unknown-skippable") and any(
-                type(e).__name__ == "RawExtension" for e in reply.extensions):
-            return [Event("reply-ignored", {"reason": "unknown extension"}, "warning")]
-        if self._fault("mn.reject-nonzero-reserved") and any(
-                getattr(e, "reserved", 0) for e in reply.prefix_replies):
-            return [Event("reply-ignored", {"reason": "reserved field"}, "warning")]
         self._pending = None
         accepted = reply.code <= 1
         if pending["lifetime"] == 0:
@@ -309,7 +220,7 @@ class MobileNode:
             self.link_local_registered = False
             self._reregister_at = None
             return [Event("deregistered", {"code": reply.code})]
-        if not accepted and not self._fault("mn.ignore-header-reject"):
+        if not accepted:
             self.registered = False
             self.prefixes = {self._key(r): PrefixState(self._name(r), False, None, None)
                              for r in pending["requests"]}
@@ -319,16 +230,19 @@ class MobileNode:
         self.expires = now + reply.lifetime
         self.udp_tunnel = any(e.type == 44 and getattr(e, "code", 1) == 0
                               for e in reply.extensions)
-        if not self._fault("mn.no-reregistration") and reply.lifetime:
-            self._reregister_at = now + reply.lifetime * 0.8
+        if reply.lifetime:
+            self._reregister_at = now + reply.lifetime * 0.8  # RFC 3344 §3.6.3
         actions = self._prefix_outcome(pending["requests"], reply)
-        if not self._fault("mn.implicit-prefixes-not-tunnelled"):
-            for network in self.config.implicit_prefixes:
-                key = PrefixRequest.of(str(network)).key
-                self.prefixes.setdefault(key, PrefixState(str(network), True, None, "hoa"))
+        for network in self.config.implicit_prefixes:
+            key = PrefixRequest.of(str(network)).key
+            self.prefixes.setdefault(key, PrefixState(str(network), True, None, "hoa"))
         actions.append(Event("registered", {"lifetime": reply.lifetime, "code": reply.code,
                                             **self.status(now)}))
         return actions + self._after_registration(now)
+
+    def _resynchronise(self, ha_identification: int, now: float) -> None:
+        """RFC 3344 §5.7.1: the HA's time is in the high 32 bits of a code-133 reply."""
+        self._clock_offset = (ha_identification >> 32) - (ntp_time(now) >> 32)
 
     @staticmethod
     def _key(req) -> tuple[int, bytes]:
@@ -347,53 +261,26 @@ class MobileNode:
             # Case 1: the HA does not support RFC 5454; carry on as plain Mobile IPv4.
             self.ha_supports_dsmip = False
             self.link_local_registered = False
-            if self._fault("mn.no-fallback"):
-                self.registered = False
             for req in requests:
-                accepted = self._fault("mn.missing-reply-accepted")
-                self.prefixes[req.key] = PrefixState(self._name(req), accepted, None,
-                                                     "hoa" if accepted else None)
+                self.prefixes[req.key] = PrefixState(self._name(req), False, None, None)
             return [Event("ha-without-dsmip", {"requested": [self._name(r) for r in requests]})]
         if replies:
             self.ha_supports_dsmip = True
         by_key = {}
-        def key_of(ext):
-            if self._fault("mn.strict-reply-prefix"):
-                return ext.prefix_length, bytes(ext.prefix)  # no masking: stray bits count
-            return ext.key
         for rep in replies:
-            if any(key_of(rep) == req.key for req in requests) or self._fault(
-                    "mn.accept-unmatched-reply"):
-                by_key.setdefault(key_of(rep), rep)
+            # §3.5: a reply answers the request for the same prefix (as masked, §2.2).
+            if any(self._reply_key(rep) == req.key for req in requests):
+                by_key.setdefault(self._reply_key(rep), rep)
             else:
                 actions.append(Event("prefix-reply-unmatched", {"prefix": rep.prefix_text,
                                                                 "code": rep.code}, "warning"))
-        if self._fault("mn.accept-unmatched-reply"):
-            for key, rep in by_key.items():
-                if not any(req.key == key for req in requests):
-                    self.prefixes[key] = PrefixState(self._name(rep), True, rep.code, "hoa")
         for req in requests:
             rep = by_key.get(req.key)
-            if rep is None:
-                accepted = self._fault("mn.missing-reply-accepted")
-                self.prefixes[req.key] = PrefixState(self._name(req), accepted, None,
-                                                     "hoa" if accepted else None)
+            if rep is None:  # §3.5: a prefix with no reply is not granted
+                self.prefixes[req.key] = PrefixState(self._name(req), False, None, None)
                 continue
-            if self._fault("mn.ignore-prefix-code"):
-                accepts = True
-            elif self._fault("mn.reserved-codes-rejected"):
-                accepts = rep.code <= 1
-            else:
-                accepts = rep.code <= 7
-            if accepts:
-                coa = rep.code == 1 and (self.colocated or self._fault("mn.coa-tunnel-in-fa-mode"))
-                if self._fault("mn.hoa-tunnel-on-code-1"):
-                    coa = False
-                if self._fault("mn.ipv6-via-coa-on-code-0") and self.mode != "home":
-                    coa = True
-                tunnel = "coa" if coa else "hoa"
-            else:
-                tunnel = None
+            accepts = self._prefix_code_accepts(rep.code)
+            tunnel = self._tunnel_for_code(rep.code) if accepts else None
             self.prefixes[req.key] = PrefixState(self._name(req), accepts, rep.code, tunnel)
             if req.prefix_length == 255:
                 self.link_local_registered = accepts
@@ -401,6 +288,18 @@ class MobileNode:
             actions.append(Event("prefix-accepted" if state.accepted else "prefix-rejected",
                                  state.to_dict()))
         return actions
+
+    @staticmethod
+    def _reply_key(reply) -> tuple[int, bytes]:
+        return reply.key
+
+    @staticmethod
+    def _prefix_code_accepts(code: int) -> bool:
+        return prefix_code_accepts(code)  # §2.2: 0-7 accept, whatever their meaning
+
+    def _tunnel_for_code(self, code: int) -> str:
+        """§3.5: code 1 means the CoA tunnel, for a co-located MN; otherwise the HoA's."""
+        return "coa" if code == 1 and self.colocated else "hoa"
 
     def _after_registration(self, now) -> list:
         cfg = self.config
@@ -411,7 +310,7 @@ class MobileNode:
                     actions += self.join_group(group, now)
         if not cfg.dynamic_delegation or self.ha_supports_dsmip is False:
             return actions
-        if not self.link_local_registered and not self._fault("mn.no-link-local-registration"):
+        if not self.link_local_registered and self._want_link_local():
             # §3.7.1: the HoA is registered; now register the tunnel link-local address.
             return actions + self._register(now, cfg.lifetime)
         if not self.delegated:
@@ -463,11 +362,8 @@ class MobileNode:
         if tunnel is None or not self.registered:
             return [Event("ipv6-not-sent", {"src": ip6.src_text, "reason":
                                             "source under no accepted prefix"}, "info")]
-        if ip6.next_header in (0, 58) and self._is_mld(ip6) and self._fault("mn.mld-via-coa") \
-                and self.colocated:
-            tunnel = "coa"
         limit, _ = self._tunnel_mtu(tunnel)
-        if len(packet) > limit and not self._fault("mn.no-packet-too-big"):
+        if len(packet) > limit:
             # RFC 4213 §3.2: not encapsulated; the sender (our own stack) learns the tunnel MTU.
             own = tunnel_link_local(self.config.home_address)
             return [DeliverIPv6(packet_too_big(own, packet, limit)),
@@ -479,13 +375,13 @@ class MobileNode:
         """(tunnel MTU, set DF on the IPv4 headers the MN adds), as the HA computes it."""
         cfg = self.config
         if not cfg.dynamic_tunnel_mtu:
-            return (1500 if self._fault("mn.tun-mtu-1500") else cfg.tunnel_mtu), False
+            return cfg.tunnel_mtu, False
         if not self.colocated:
             overhead = 20  # HoA to HA; the FA's reverse tunnel is the FA's own concern
         else:
             overhead = 20 + ENCAP_EXTRA[self._method] + (20 if tunnel != "coa" else 0)
         mtu, df = dynamic_tunnel_mtu(cfg.link_mtu, overhead)
-        return mtu, df and not self._fault("mn.dynamic-mtu-no-df")
+        return mtu, df
 
     @property
     def _method(self) -> str:
@@ -499,21 +395,13 @@ class MobileNode:
 
     def _encapsulate(self, packet: bytes, tunnel: str) -> list:
         cfg = self.config
-        if self._fault("mn.tunnel-counts-as-hop"):
-            from conformance.codec.tunnel import forwarded
-
-            packet = forwarded(packet) or packet
         method = self._method
         _, df = self._tunnel_mtu(tunnel)
         if tunnel == "coa" and self.colocated:
             kind, data = encapsulate(packet, True, self.care_of_address, cfg.home_agent, method)
-            if kind == "udp" and self._fault("mn.udp-next-header-4"):
-                data = data[:1] + b"\x04" + data[2:]
-            if kind == "udp" and self._fault("mn.udp-tunnel-reserved-nonzero"):
-                data = data[:2] + b"\x5a\x5a" + data[4:]
         else:
             _, middle = encapsulate(packet, True, cfg.home_address, cfg.home_agent,
-                                    "gre" if self._fault("mn.hoa-tunnel-gre") else "ipip")
+                                    self.HOA_ENCAPSULATION)
             if df:
                 middle = with_df(middle)
             if not self.colocated:
@@ -528,8 +416,7 @@ class MobileNode:
         raw = addr6(group)
         self.groups.add(raw)
         report = mldv2_report(tunnel_link_local(self.config.home_address), joins=[raw])
-        tunnel = "coa" if self._fault("mn.mld-via-coa") and self.colocated else "hoa"
-        return self._encapsulate(report, tunnel)
+        return self._encapsulate(report, "hoa")  # §3.3.3: MLD over the HoA tunnel
 
     def leave_group(self, group: str, now: float) -> list:
         raw = addr6(group)
@@ -546,8 +433,7 @@ class MobileNode:
             return [Event("bad-packet", {"error": str(err)}, "warning")]
 
     def _decapsulate(self, outer, now, depth) -> list:
-        if outer.src != self.config.home_agent and not self._fault(
-                "mn.accept-any-tunnel-source"):
+        if not self._from_home_agent(outer.src):
             return [Event("dropped", {"from": outer.src, "reason": "not from the home agent"})]
         proto, payload = outer.proto, outer.payload
         if proto == PROTO_GRE:
@@ -558,15 +444,18 @@ class MobileNode:
             return self._decapsulate(parse_ipv4(inner), now, 1) if inner else []
         if proto != PROTO_IPV6:
             return [Event("dropped", {"from": outer.src, "protocol": outer.proto})]
-        inner6 = payload if self._fault("mn.no-ecn-drop") else \
-            decapsulated_ipv6(outer.tos, payload)
+        inner6 = decapsulated_ipv6(outer.tos, payload)
         if inner6 is None:
             return []
         return self._inner_ipv6(inner6, "hoa" if outer.dst == self.config.home_address
                                 else "coa", now)
 
+    def _from_home_agent(self, src: str) -> bool:
+        """RFC 4213 §3.6: only the HA's address is a tunnel end point."""
+        return src == self.config.home_agent
+
     def _tunnel_data(self, message: TunnelData, src: str, now: float) -> list:
-        if src != self.config.home_agent:
+        if not self._from_home_agent(src):
             return [Event("dropped", {"from": src, "reason": "not from the home agent"})]
         if message.next_header == PROTO_IPV6:
             return self._inner_ipv6(message.payload, "coa", now)
@@ -576,9 +465,8 @@ class MobileNode:
 
     def _inner_ipv6(self, packet: bytes, via: str, now: float) -> list:
         ip6 = parse_ipv6(packet)
-        if ip6.next_header == 58 and not self._fault("mn.no-neighbor-discovery"):
-            own = tunnel_link_local(self.config.home_address) if not self._fault(
-                "mn.wrong-link-local") else bytes.fromhex("fe80000000000000000000000000abcd")
+        if ip6.next_header == 58:
+            own = tunnel_link_local(self.config.home_address)
             advert = neighbor_advert_for(ip6, ip6.payload, own)
             if advert is not None:  # RFC 4213 §3.8: neighbor discovery over the tunnel
                 return self._encapsulate(advert, "hoa")
@@ -597,10 +485,6 @@ class MobileNode:
                                ia_pd=[dh.IAPD(1)], rapid_commit=True)
         packet = udp6_packet(tunnel_link_local(self.config.home_address), dh.ALL_DHCP_SERVERS,
                              dh.CLIENT_PORT, dh.SERVER_PORT, dh.encode_dhcpv6(msg), hop_limit=1)
-        if self._fault("mn.solicit-outside-hoa-tunnel"):
-            _, outer = encapsulate(packet, True, self.care_of_address, self.config.home_agent,
-                                   "ipip")
-            return [SendIPv4(outer), Event("dhcpv6-solicit", {})]
         return self._encapsulate(packet, "hoa") + [Event("dhcpv6-solicit", {})]
 
     def _dhcp_reply(self, body: bytes, now: float) -> list:
@@ -612,12 +496,13 @@ class MobileNode:
         if msg.msg_type == dh.ADVERTISE:
             msg.msg_type = dh.REQUEST
             return []  # rapid commit is asked for; an Advertise means the server ignored it
-        if self._fault("mn.no-delegated-registration"):
-            return [Event("prefixes-delegated", {"prefixes": [str(n) for n in networks]})]
-        self.delegated = networks
-        # §3.7.1: register the delegated prefixes (explicit mode).
         return [Event("prefixes-delegated", {"prefixes": [str(n) for n in networks]})] + \
-            self._register(now, self.config.lifetime)
+            self._register_delegated(networks, now)
+
+    def _register_delegated(self, networks: list, now: float) -> list:
+        """§3.7.1: register the delegated prefixes (explicit mode)."""
+        self.delegated = networks
+        return self._register(now, self.config.lifetime)
 
 
-__all__ = ["MobileNode", "MNConfig", "MN_FAULTS", "text6"]
+__all__ = ["MobileNode", "MNConfig", "text6"]
