@@ -22,14 +22,17 @@ VARIABLE = "MUTANT_UNDER_TEST"
 # only the judge calls is reached by no case and mutmut does not run its mutants.
 _UNSCOPED = {"", "fail", "list_all_tests", "mutant_generation"}
 _depth = 0
+_taken = ""  # a mutant named only by the variable (no mutmut process-local copy), once blanked
 
 
 def _mutmut_setting() -> str:
-    """What mutmut set for this process: its own process-local copy when it is loaded (the
-    variable is ours to blank while the judge runs), else the variable."""
+    """What mutmut set for this process: its own process-local copy when it keeps one (the
+    variable is ours to blank while the judge runs), else the variable as first seen."""
     trampoline = sys.modules.get("mutmut.mutation.trampoline")
     value = getattr(trampoline, "_mutant_under_test", None)
-    return value if value is not None else os.environ.get(VARIABLE, "")
+    if value is not None:
+        return value
+    return _taken or os.environ.get(VARIABLE, "")
 
 
 @contextmanager
@@ -52,5 +55,8 @@ def device():
 
 def judge_runs_clean() -> None:
     """Call as the judge starts (a run, a case): the mutant leaves the judge's code."""
-    if _depth == 0 and _mutmut_setting() not in _UNSCOPED:
+    global _taken
+    mutant = _mutmut_setting()
+    if _depth == 0 and mutant not in _UNSCOPED:
+        _taken = mutant
         os.environ[VARIABLE] = ""
