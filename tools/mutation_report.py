@@ -60,7 +60,6 @@ class Mutant:
     before: str = ""
     after: str = ""
     event: str | None = None  # the log record (Event) the change sits in, if any
-    fault_only: bool = False  # the change is in code that runs only with a named fault on
     log_detail: bool = False  # the change is in the details of a log record
     error_detail: bool = False  # the change is in what a DecodeError says, not whether
     reason: str = ""
@@ -154,8 +153,6 @@ def _diff(m: Mutant, defs, function: str) -> None:
             m.before = " ".join(x.strip() for x in a[i1:i2])[:100]
             m.after = " ".join(x.strip() for x in b[j1:j2])[:100]
             m.event = _event_around(a, i1, max(i2, i1 + 1))
-            m.fault_only = _fault_only(a, i1, max(i2, i1 + 1)) and \
-                _fault_only(b, j1, max(j2, j1 + 1))
             m.log_detail = _in_log_detail(a, i1, max(i2, i1 + 1))
             m.error_detail = _error_arity(a, i1, max(i2, i1 + 1)) == \
                 _error_arity(b, j1, max(j2, j1 + 1)) is not None
@@ -182,34 +179,6 @@ def _parse(body: list[str]):
         return ast.parse(textwrap.dedent("\n".join(body)))
     except SyntaxError:
         return None
-
-
-def _needs_fault(test) -> bool:
-    """A condition that is false whenever no named fault is on: a `_fault(...)` call, or an
-    `and` with one among its operands."""
-    if isinstance(test, ast.Call) and getattr(test.func, "attr", None) == "_fault":
-        return True
-    return isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and \
-        any(_needs_fault(v) for v in test.values)
-
-
-def _fault_only(body: list[str], first: int, last: int) -> bool:
-    """Whether lines first..last (0-based, end exclusive) run only with a named fault on:
-    inside the body of an `if` (or the value of a conditional expression) whose condition
-    needs a fault, or in such a condition itself (which stays false either way)."""
-    tree = _parse(body)
-    if tree is None:
-        return False
-    lo, hi = first + 1, last
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.If, ast.IfExp)) and _needs_fault(node.test):
-            test_lines = (node.test.lineno, node.test.end_lineno)
-            inner = node.body if isinstance(node, ast.If) else [node.body]
-            if any(n.lineno <= lo and n.end_lineno >= hi for n in inner):
-                return True
-            if test_lines[0] <= lo and test_lines[1] >= hi and isinstance(node, ast.If):
-                return True
-    return False
 
 
 def _in_log_detail(body: list[str], first: int, last: int) -> bool:
@@ -267,22 +236,6 @@ def _string_only(before: str, after: str) -> bool:
                                  for x, y in changed)
 
 
-def _only_fault_name(before: str, after: str) -> bool:
-    """The change is the argument of a `_fault(...)` call: another name, or None."""
-    a, b = _tokens(before), _tokens(after)
-    for i, tok in enumerate(a):
-        if tok == (tokenize.NAME, "_fault") and i + 2 < len(a) and a[i + 1][1] == "(":
-            arg = a[i + 2]
-            if arg[0] != tokenize.STRING:
-                continue
-            rest_a = a[:i + 2] + a[i + 3:]
-            for repl in ([b[i + 2]] if i + 2 < len(b) else []):
-                if repl[0] in (tokenize.STRING, tokenize.NAME) and rest_a == b[:i + 2] + \
-                        b[i + 3:]:
-                    return True
-    return False
-
-
 def classify(m: Mutant, manual: dict, reachable: set[str] | None = None) -> None:
     if m.name in manual:
         reason = str(manual[m.name])
@@ -301,10 +254,6 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None) -> None
             "calls it (the codec's own tests cover it: known answers, fuzzing, scapy, tshark)"
         return
     text = m.before
-    if m.fault_only:
-        m.kind, m.reason = "equivalent", "equivalent: the code runs only with a named fault " \
-            "on, and none is on in the reference"
-        return
     if m.log_detail:
         m.kind, m.reason = "unobservable", "not observable on the wire: the details of a log " \
             "record (the suite checks that a security exception is logged, not its fields)"
@@ -312,10 +261,6 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None) -> None
     if m.error_detail:
         m.kind, m.reason = "unobservable", "not observable on the wire: what a decoding error " \
             "says (offset, field, RFC section); the verdict rests on the error being raised"
-        return
-    if "_fault(" in text and _only_fault_name(m.before, m.after):
-        m.kind, m.reason = "equivalent", "equivalent: changes only which named fault a " \
-            "fault-injection test names; no fault is on in the reference"
         return
     if m.event is not None and m.event not in OBSERVED_EVENTS and m.event != "?":
         m.kind, m.reason = "unobservable", f"not observable on the wire: the {m.event!r} log " \
@@ -345,7 +290,10 @@ def write_report(mutants: list[Mutant], counts: Counter, score: float, out: Path
         "",
         f"Written by `make mutation` ({time.strftime('%Y-%m-%d', time.gmtime())}): mutmut mutates "
         "`conformance/nodes/{ha,mn,fa,prefixes}.py` and `conformance/codec/`; the killing test "
-        "is the YAML suite run in memory against the mutated reference (`tests/mutation`).",
+        "is the YAML suite run in memory against the mutated reference (`tests/mutation`). "
+        "Only the device's code runs mutated: the suite's checks read the device's packets "
+        "with a clean codec, as they would a vendor's device "
+        "(`conformance/adapters/device_scope.py`).",
         "",
         "| mutants | killed | timed out | survived | no case reaches it | score |",
         "|---|---|---|---|---|---|",
