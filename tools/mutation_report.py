@@ -61,6 +61,7 @@ class Mutant:
     after: str = ""
     event: str | None = None  # the log record (Event) the change sits in, if any
     log_detail: bool = False  # the change is in the details of a log record
+    observation: bool = False  # the change only decides or words a decoder's Observation
     error_detail: bool = False  # the change is in what a DecodeError says, not whether
     reason: str = ""
     kind: str = "open"  # open | unobservable | equivalent
@@ -154,6 +155,8 @@ def _diff(m: Mutant, defs, function: str) -> None:
             m.after = " ".join(x.strip() for x in b[j1:j2])[:100]
             m.event = _event_around(a, i1, max(i2, i1 + 1))
             m.log_detail = _in_log_detail(a, i1, max(i2, i1 + 1))
+            m.observation = _in_observation(a, i1, max(i2, i1 + 1)) and \
+                _in_observation(b, j1, max(j2, j1 + 1))
             m.error_detail = _error_arity(a, i1, max(i2, i1 + 1)) == \
                 _error_arity(b, j1, max(j2, j1 + 1)) is not None
             return
@@ -179,6 +182,38 @@ def _parse(body: list[str]):
         return ast.parse(textwrap.dedent("\n".join(body)))
     except SyntaxError:
         return None
+
+
+def _records_observation(stmt) -> bool:
+    """`observations.append(...)`: a statement that only records an Observation."""
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and \
+        getattr(stmt.value.func, "attr", None) == "append" and \
+        getattr(stmt.value.func.value, "id", None) == "observations"
+
+
+def _in_observation(body: list[str], first: int, last: int) -> bool:
+    """Whether lines first..last only decide whether, or with what words, a decoder
+    records an Observation: inside an `observations.append(...)`, or in the condition of an
+    `if` whose branches do nothing else. The device's code never reads observations (only
+    the suite's checks do), so such a change cannot show in what a device sends."""
+    tree = _parse(body)
+    if tree is None:
+        return False
+    lo, hi = first + 1, last
+    for node in ast.walk(tree):
+        if _records_observation(node) and node.lineno <= lo and node.end_lineno >= hi:
+            return True
+        if isinstance(node, ast.If) and node.test.lineno <= lo and node.test.end_lineno >= hi:
+            branches = node.body + node.orelse
+            if branches and all(_records_observation(b) or isinstance(b, ast.If) and
+                                _only_observations(b) for b in branches):
+                return True
+    return False
+
+
+def _only_observations(node) -> bool:
+    return all(_records_observation(b) or isinstance(b, ast.If) and _only_observations(b)
+               for b in node.body + node.orelse)
 
 
 def _in_log_detail(body: list[str], first: int, last: int) -> bool:
@@ -254,6 +289,11 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None) -> None
             "calls it (the codec's own tests cover it: known answers, fuzzing, scapy, tshark)"
         return
     text = m.before
+    if m.observation:
+        m.kind, m.reason = "unobservable", "not observable on the wire: whether or how a " \
+            "decoder records an Observation, which no device code reads (the suite's checks " \
+            "do; the codec's tests judge them)"
+        return
     if m.log_detail:
         m.kind, m.reason = "unobservable", "not observable on the wire: the details of a log " \
             "record (the suite checks that a security exception is logged, not its fields)"

@@ -20,14 +20,14 @@ from pathlib import Path
 
 from conformance.adapters import control
 from conformance.adapters.device_scope import device
-from conformance.adapters.memory_net import LINK_OF, Link, MemoryNet, Node
+from conformance.adapters.memory_net import LINK_MTU, LINK_OF, Link, MemoryNet, Node
 from conformance.lab import topology
-from conformance.lab.agent import matches, summarize
+from conformance.lab.agent import Reassembly, matches, summarize
 from conformance.lab.device import Device, DeviceCrashed
 from conformance.lab.netns import LabError
 from conformance.lab.profile import Profile, StateParseError
 from conformance.lab.testbed import DEFAULT_PIXIT, HostSpec, Interface, Management, Testbed
-from conformance.codec.packets import PROTO_UDP, ipv4_packet, udp_packet
+from conformance.codec.packets import PROTO_UDP, fragment_ipv4, ipv4_packet, udp_packet
 from conformance.nodes.config import ConfigError, load_node_config
 from conformance.nodes.faults import engine_for
 from conformance.suite.session import Session
@@ -84,10 +84,16 @@ class MemoryAgent:
 
     def send_udp(self, src, dst, payload: bytes, sport=434, dport=434) -> bytes:
         packet = ipv4_packet(src, dst, PROTO_UDP, udp_packet(src, dst, sport, dport, payload))
-        self.net.originate(self.host, packet)
+        self.send_ip(packet)
         return packet
 
     def send_ip(self, packet: bytes) -> None:
+        """As the agent sends: in fragments when too long for the link and DF is clear."""
+        if len(packet) > LINK_MTU and not packet[6] & 0x40:
+            self._ident = getattr(self, "_ident", 0x4D34) + 1
+            for piece in fragment_ipv4(packet, LINK_MTU, self._ident):
+                self.net.originate(self.host, piece)
+            return
         self.net.originate(self.host, packet)
 
     def send_ip6(self, packet: bytes) -> None:
@@ -104,9 +110,13 @@ class MemoryAgent:
         end = self.net.now + timeout
         prefix = bytes.fromhex(flt.get("payload_prefix", ""))
         while True:
+            reassembly = Reassembly()  # as the agent's listener: whole packets match too
             for seq, ts, packet in link.packets:
                 if seq <= since:
                     continue
+                whole = reassembly.add(packet) if packet[0] >> 4 == 4 else None
+                if whole is not None and matches(summarize(whole), flt):
+                    packet = whole
                 summary = summarize(packet)
                 if not matches(summary, flt):
                     continue

@@ -18,10 +18,12 @@ from collections import deque
 from conformance.adapters import control
 from conformance.adapters.device_scope import device, judge_runs_clean
 from conformance.codec.packets import (
-    PROTO_UDP, checksum, icmpv6_packet, ipv4_packet, parse_ipv4, text6, udp_packet,
+    PROTO_UDP, checksum, fragment_ipv4, icmpv6_packet, ipv4_packet, parse_ipv4, text6,
+    udp_packet,
 )
 from conformance.codec.tunnel import forwarded
 from conformance.lab import topology
+from conformance.lab.agent import Reassembly
 from conformance.lab.netns import LabError
 from conformance.nodes.faults import tun_device_mtu
 from conformance.nodes.actions import DeliverIPv6, Event, SendIPv4, SendUDP
@@ -34,6 +36,7 @@ CORRESPONDENT = ipaddress.IPv6Network("2001:db8:ff::/64")
 LINK_OF = {(host, ifname): link for link, a, a_if, b, b_if in topology.LINKS
            for host, ifname in ((a, a_if), (b, b_if))}
 MAX_DELIVERIES = 10_000  # per drain: a forwarding loop is a bug, not a hang
+LINK_MTU = 1500  # every link of the built-in lab (veth pairs)
 
 
 def _local_addresses() -> dict[str, set[str]]:
@@ -143,6 +146,7 @@ class MemoryNet:
         self.links = {link: Link(link) for link, *_ in topology.LINKS}
         self.nodes: dict[str, Node] = {}
         self._queue: deque = deque()
+        self._reassembly: dict[str, Reassembly] = {}  # per host, as its kernel keeps them
         judge_runs_clean()
 
     # ------------------------------------------------------------------ engines
@@ -180,15 +184,33 @@ class MemoryNet:
             self._plumb(node, action)
         for action in actions:
             if isinstance(action, SendUDP):
-                self.originate(node.host, ipv4_packet(
-                    action.src, action.dst, PROTO_UDP,
-                    udp_packet(action.src, action.dst, action.sport, action.dport,
-                               action.payload)))
+                with device():  # the socket adapter writes the headers (a raw socket)
+                    packet = ipv4_packet(action.src, action.dst, PROTO_UDP, udp_packet(
+                        action.src, action.dst, action.sport, action.dport, action.payload))
+                self._send_ipv4(node, packet, action)
             elif isinstance(action, SendIPv4):
-                self.originate(node.host, action.packet)
+                self._send_ipv4(node, action.packet, action)
             elif isinstance(action, DeliverIPv6):
                 self._queue.append((self._into_tunnel_device, (node, action.packet)))
         self._drain()
+
+    def _send_ipv4(self, node: Node, packet: bytes, action) -> None:
+        """As the socket adapter sends: whole when it fits the link, else in fragments
+        (RFC 791), unless Don't Fragment is set: then the send fails, and an HA whose reply
+        could not go out is told so."""
+        if len(packet) <= LINK_MTU:
+            self.originate(node.host, packet)
+            return
+        if len(packet) >= 8 and packet[6] & 0x40:
+            node.write_log(self.now, "send-failed", "error", error="message too long",
+                           action=type(action).__name__)
+            if isinstance(action, SendUDP) and node.role == "ha":
+                self.call(node, lambda now: node.engine.reply_not_sent(action.payload, now))
+            return
+        with device():
+            pieces = fragment_ipv4(packet, LINK_MTU, node.next_fragment_id())
+        for piece in pieces:
+            self.originate(node.host, piece)
 
     def _plumb(self, node: Node, event: Event) -> None:
         if node.role == "ha" and event.name == "route-add":
@@ -301,6 +323,10 @@ class MemoryNet:
         node = self.nodes.get(host)
         if node is None:
             return  # no engine listens: the kernel drops it (no ICMP is modelled)
+        if struct.unpack_from("!H", packet, 6)[0] & 0x3FFF:  # a fragment: the kernel waits
+            packet = self._reassembly.setdefault(host, Reassembly()).add(packet)
+            if packet is None:
+                return
         ihl = (packet[0] & 15) * 4
         proto = packet[9]
         engine = node.engine
