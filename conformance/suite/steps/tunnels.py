@@ -118,14 +118,15 @@ def expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
 @step("send_tunnelled", inner=str, inner_src=str, outer_src=Address4, double=bool, hop_limit=int,
       target=str, group=str, encapsulation=str)
 def send_tunnelled(run: CaseRun, step: Step) -> None:
-    """The suite as MN tunnels an IPv6 packet to the HA under test (IP-in-IP, or with
-    `encapsulation: udp` as an RFC 3519 Mobile Tunnel Data message to port 434)."""
+    """The suite as MN tunnels an IPv6 packet to the HA under test (IP-in-IP, GRE with
+    `encapsulation: gre`, or with `encapsulation: udp` as an RFC 3519 Mobile Tunnel Data
+    message to port 434)."""
     spec = run.resolve(step.spec)
     inner = inner_packet(run, spec)
     outer_src = spec.get("outer_src", run.vars["hoa"])
     method = spec.get("encapsulation", "ipip")
-    if method not in ("ipip", "udp"):
-        raise run.error(step, f"encapsulation: {method!r}; expected ipip or udp")
+    if method not in ("ipip", "gre", "udp"):
+        raise run.error(step, f"encapsulation: {method!r}; expected ipip, gre or udp")
     run.mark_all()
     if method == "udp":
         run.session.agent_for("mn").send_udp(outer_src, run.vars["ha"],
@@ -135,7 +136,7 @@ def send_tunnelled(run: CaseRun, step: Step) -> None:
             _, middle = encapsulate(inner, True, run.vars["hoa"], run.vars["ha"], "ipip")
             _, packet = encapsulate(middle, False, outer_src, run.vars["ha"], "ipip")
         else:
-            _, packet = encapsulate(inner, True, outer_src, run.vars["ha"], "ipip")
+            _, packet = encapsulate(inner, True, outer_src, run.vars["ha"], method)
         run.session.agent_for("mn").send_ip(packet)
     run.note("suite (MN)", "DUT (HA)", f"IPv4 {outer_src} > {run.vars['ha']} carrying IPv6 "
              f"{spec.get('inner', 'data')}" + (" in Mobile Tunnel Data" if method == "udp"
