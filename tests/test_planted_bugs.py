@@ -165,7 +165,18 @@ def unsupported_flag_cleared_and_relayed(monkeypatch):
     _wrap(monkeypatch, ForeignAgent, "_request", make)
 
 
+def leaves_ignored(monkeypatch):
+    """The HA adds the groups of a report and never takes the ones a listener leaves."""
+    import conformance.nodes.ha as ha
+
+    original = ha.parse_mld
+    monkeypatch.setattr(ha, "parse_mld",
+                        lambda data: (lambda r: (r[0], set()) if r else r)(original(data)))
+
+
 PLANTED = [
+    ("HA-3.3.3-002[mldv2]", leaves_ignored, "RFC3775-10.4.3-01"),
+    ("HA-3.3.3-002[mldv1]", leaves_ignored, "RFC3775-10.4.3-01"),
     ("HA-3.3-009", exact_prefix_not_a_conflict, "RFC5454-3.3-06"),
     ("HA-3.3-010", reply_prefix_masked_by_whole_bytes, "RFC5454-2.2-01"),
     ("HA-3.3-011", prefixes_granted_before_encapsulation_check, "RFC5454-3.2-D1"),

@@ -64,4 +64,16 @@ def mldv2_report(src: bytes, joins=(), leaves=()) -> bytes:
     return IPv6(src, ALL_MLDV2_ROUTERS, 0, _ROUTER_ALERT_HBH + raw, hop_limit=1).to_bytes()
 
 
-__all__ = ["parse_mld", "mldv2_report", "icmpv6_packet"]
+def mldv1_message(src: bytes, kind: int, group: bytes) -> bytes:
+    """An MLDv1 Report (131) or Done (132) for `group` (RFC 2710 §3), hop limit 1 with a
+    router-alert option; a Report goes to the group, a Done to all routers (ff02::2)."""
+    from .packets import IPv6, checksum6
+
+    dst = group if kind == MLD_REPORT else ALL_ROUTERS
+    raw = bytes((kind, 0, 0, 0)) + bytes(4) + group
+    value = checksum6(src, dst, 58, raw)
+    raw = raw[:2] + value.to_bytes(2, "big") + raw[4:]
+    return IPv6(src, dst, 0, _ROUTER_ALERT_HBH + raw, hop_limit=1).to_bytes()
+
+
+__all__ = ["parse_mld", "mldv1_message", "mldv2_report", "icmpv6_packet"]

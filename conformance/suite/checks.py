@@ -535,9 +535,14 @@ def mn_registered(ctx, rows, equals: bool = True, dsmip: bool | None = None):
 
 
 @check("rows")
-def binding_groups(ctx, rows, includes: str, home_address: Address4 = "$hoa"):
+def binding_groups(ctx, rows, includes: str | None = None, excludes: str | None = None,
+                   home_address: Address4 = "$hoa"):
+    """The multicast groups the binding's MN is a listener of: one it joined, or one it left
+    (absent, or the binding itself gone)."""
     row = _binding(rows, ctx.resolve(home_address))
     groups = row.get("groups", []) if row else None
+    if excludes is not None:
+        return excludes not in (groups or []), f"no membership of {excludes}", f"{groups}"
     return bool(groups) and includes in groups, f"membership of {includes}", f"{groups}"
 
 

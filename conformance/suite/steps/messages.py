@@ -12,7 +12,7 @@ from conformance.codec import (
     RegistrationRequest, TunnelingMode, UDPTunnelReply, UDPTunnelRequest, encode, prefix_bytes,
 )
 from conformance.codec import dhcpv6 as dh
-from conformance.codec.mld import mldv2_report
+from conformance.codec.mld import MLD_DONE, MLD_REPORT, mldv1_message, mldv2_report
 from conformance.codec.packets import (
     IPv6, addr6, icmpv6_packet, parse_udp, tunnel_link_local, udp6_packet, upper_layer,
 )
@@ -125,7 +125,8 @@ def well_formed(items: list, fields: dict) -> bool:
 
 
 def inner_packet(run, spec: dict) -> bytes:
-    """The IPv6 packet a tunnel step carries: data, echo, ns, mld-join, dhcpv6-solicit/reply."""
+    """The IPv6 packet a tunnel step carries: data, echo, ns, mld-join/leave (MLDv2),
+    mldv1-report/done, dhcpv6-solicit/reply."""
     kind = spec.get("inner", "data")
     hoa_ll = tunnel_link_local(run.vars["hoa"])
     ha_ll = tunnel_link_local(run.vars["ha"])
@@ -150,6 +151,11 @@ def inner_packet(run, spec: dict) -> bytes:
         return icmpv6_packet(src, target, 135, 0, bytes(4) + target, hop_limit=255)
     if kind == "mld-join":
         return mldv2_report(hoa_ll, joins=[addr6(spec["group"])])
+    if kind == "mld-leave":
+        return mldv2_report(hoa_ll, leaves=[addr6(spec["group"])])
+    if kind in ("mldv1-report", "mldv1-done"):
+        return mldv1_message(hoa_ll, MLD_REPORT if kind == "mldv1-report" else MLD_DONE,
+                             addr6(spec["group"]))
     if kind == "dhcpv6-solicit":
         msg = dh.DHCPv6Message(dh.SOLICIT, 0x5454, b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01",
                                ia_pd=[dh.IAPD(1)], rapid_commit=True)
