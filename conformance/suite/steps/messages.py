@@ -180,6 +180,57 @@ def inner_packet(run, spec: dict) -> bytes:
     raise run.error(None, f"unknown inner packet {kind!r}")
 
 
+# Damaged packets for the HA's side of the tunnel (what the outer header carries: an IP
+# protocol number, or "udp" for a Mobile Tunnel Data message): each must be dropped, and the
+# HA must go on forwarding what follows.
+TUNNEL_DAMAGE = ("ipv6-truncated", "ipv6-length-beyond", "ipv6-version-4", "gre-truncated",
+                 "gre-options-past-end", "ipv4-inner-truncated", "udp-truncated",
+                 "udp-length-beyond", "dhcpv6-truncated", "dhcpv6-option-past-end",
+                 "dhcpv6-ia-pd-short", "dhcpv6-iaprefix-short", "mld-truncated",
+                 "mldv2-record-truncated", "tunnel-data-truncated")
+
+
+def damaged_tunnel_payload(run, variant: str) -> tuple[int | str, bytes]:
+    """(outer protocol or "udp", payload) of one damaged packet in the tunnel to the HA."""
+    hoa_ll = tunnel_link_local(run.vars["hoa"])
+    ha_ll = tunnel_link_local(run.vars["ha"])
+    data6 = IPv6(addr6("2001:db8:10:1::5"), addr6(run.vars["cn6"]), 59, bytes(8)).to_bytes()
+
+    def link_local(next_header: int, payload: bytes, dst: bytes = ha_ll) -> bytes:
+        return IPv6(hoa_ll, dst, next_header, payload, 255).to_bytes()
+
+    def dhcpv6(body: bytes) -> bytes:
+        return udp6_packet(hoa_ll, dh.ALL_DHCP_SERVERS, dh.CLIENT_PORT, dh.SERVER_PORT, body,
+                           hop_limit=1)
+    solicit = bytes((dh.SOLICIT, 0, 0x54, 0x54))
+    damage = {
+        "ipv6-truncated": (41, data6[:30]),
+        "ipv6-length-beyond": (41, data6[:4] + (100).to_bytes(2, "big") + data6[6:]),
+        "ipv6-version-4": (41, bytes((0x40,)) + data6[1:]),
+        "gre-truncated": (47, b"\x00\x00"),
+        "gre-options-past-end": (47, b"\xb0\x00\x86\xdd" + bytes(4)),
+        "ipv4-inner-truncated": (4, bytes((0x45,)) + bytes(9)),
+        "udp-truncated": (41, link_local(17, b"\x02\x22\x02\x23")),
+        "udp-length-beyond": (41, link_local(17, b"\x02\x22\x02\x23\x00\x64\x00\x00"
+                                                 + bytes(4))),
+        "dhcpv6-truncated": (41, dhcpv6(b"\x01\x00")),
+        "dhcpv6-option-past-end": (41, dhcpv6(solicit + b"\x00\x19\x00\x32" + bytes(4))),
+        "dhcpv6-ia-pd-short": (41, dhcpv6(solicit + b"\x00\x19\x00\x04" + bytes(4))),
+        "dhcpv6-iaprefix-short": (41, dhcpv6(solicit + b"\x00\x19\x00\x16" + bytes(12)
+                                             + b"\x00\x1a\x00\x06" + bytes(6))),
+        "mld-truncated": (41, icmpv6_packet(hoa_ll, addr6("ff0e::1:7"), 131, 0, bytes(6),
+                                            hop_limit=1)),
+        "mldv2-record-truncated": (41, icmpv6_packet(
+            hoa_ll, addr6("ff02::16"), 143, 0, b"\x00\x00\x00\x02\x04\x00\x00\x00"
+            + addr6("ff0e::1:7"), hop_limit=1)),
+        "tunnel-data-truncated": ("udp", b"\x04\x29"),
+    }
+    if variant not in damage:
+        raise run.error(None, f"unknown damaged tunnel packet {variant!r}; known: "
+                              f"{', '.join(TUNNEL_DAMAGE)}")
+    return damage[variant]
+
+
 ROBUSTNESS_KINDS = ("wrong-length", "unknown-subtype", "prefix-length", "stray-bits",
                     "truncated", "repeated", "after-auth")
 

@@ -15,7 +15,7 @@ from conformance.suite.checks import _inner6
 from conformance.suite.model import Step
 from conformance.suite.registry import Address4, Prefix, step
 from conformance.suite.steps.context import Absent, CaseRun
-from conformance.suite.steps.messages import inner_packet
+from conformance.suite.steps.messages import damaged_tunnel_payload, inner_packet
 
 
 def _tunnel_link(run: CaseRun) -> str:
@@ -116,14 +116,25 @@ def expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
 
 
 @step("send_tunnelled", inner=str, inner_src=str, outer_src=Address4, double=bool, hop_limit=int,
-      target=str, group=str, encapsulation=str)
+      target=str, group=str, encapsulation=str, variant=str)
 def send_tunnelled(run: CaseRun, step: Step) -> None:
     """The suite as MN tunnels an IPv6 packet to the HA under test (IP-in-IP, GRE with
     `encapsulation: gre`, or with `encapsulation: udp` as an RFC 3519 Mobile Tunnel Data
     message to port 434)."""
     spec = run.resolve(step.spec)
-    inner = inner_packet(run, spec)
     outer_src = spec.get("outer_src", run.vars["hoa"])
+    if spec.get("inner") == "damaged":  # `variant:` names it (messages.TUNNEL_DAMAGE)
+        proto, payload = damaged_tunnel_payload(run, spec.get("variant", ""))
+        run.mark_all()
+        agent = run.session.agent_for("mn")
+        if proto == "udp":
+            agent.send_udp(outer_src, run.vars["ha"], payload)
+        else:
+            agent.send_ip(ipv4_packet(outer_src, run.vars["ha"], proto, payload))
+        run.note("suite (MN)", "DUT (HA)", f"IPv4 {outer_src} > {run.vars['ha']} carrying a "
+                 f"damaged packet ({spec.get('variant')})")
+        return
+    inner = inner_packet(run, spec)
     method = spec.get("encapsulation", "ipip")
     if method not in ("ipip", "gre", "udp"):
         raise run.error(step, f"encapsulation: {method!r}; expected ipip, gre or udp")
