@@ -174,7 +174,30 @@ def leaves_ignored(monkeypatch):
                         lambda data: (lambda r: (r[0], set()) if r else r)(original(data)))
 
 
+def any_link_local_source_accepted(monkeypatch):
+    """The HA takes every link-local inner source as the tunnel's own."""
+    def make(original):
+        def inner(self, binding, outer_src, outer_dst, ip6, packet, now):
+            if binding is not None and ip6.src[:2] == b"\xfe\x80":
+                binding.link_locals.add(ip6.src)
+            return original(self, binding, outer_src, outer_dst, ip6, packet, now)
+        return inner
+    _wrap(monkeypatch, HomeAgent, "_inner_ipv6", make)
+
+
+def groups_forgotten_on_reregistration(monkeypatch):
+    """A re-registration builds the binding afresh and loses its MLD memberships."""
+    def make(original):
+        def install(self, binding, old):
+            binding.groups = set()
+            return original(self, binding, old)
+        return install
+    _wrap(monkeypatch, HomeAgent, "_install", make)
+
+
 PLANTED = [
+    ("HA-4-003", any_link_local_source_accepted, "RFC5454-3.3.2-07"),
+    ("HA-3.3.3-003", groups_forgotten_on_reregistration, "RFC5454-3.3.2-10"),
     ("HA-3.3.3-002[mldv2]", leaves_ignored, "RFC3775-10.4.3-01"),
     ("HA-3.3.3-002[mldv1]", leaves_ignored, "RFC3775-10.4.3-01"),
     ("HA-3.3-009", exact_prefix_not_a_conflict, "RFC5454-3.3-06"),
