@@ -46,8 +46,11 @@ OBSERVED_EVENTS = {"security-exception", "route-add", "route-del", "registered",
 # The reference device's own code: its engines and the adapters it runs with on a lab. The
 # in-memory runner runs only this code mutated (conformance/adapters/device_scope.py); the
 # judge's codec stays clean, as a vendor's device never shares it.
-DEVICE_CODE = ("conformance/nodes/*.py", "conformance/adapters/runner.py",
-               "conformance/adapters/linux.py", "conformance/adapters/control.py")
+DEVICE_CODE = ("conformance/nodes/ha.py", "conformance/nodes/mn.py", "conformance/nodes/fa.py",
+               "conformance/nodes/prefixes.py", "conformance/nodes/timers.py",
+               "conformance/nodes/actions.py", "conformance/nodes/config.py",
+               "conformance/adapters/runner.py", "conformance/adapters/linux.py",
+               "conformance/adapters/control.py")
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Mutant:
     event: str | None = None  # the log record (Event) the change sits in, if any
     log_detail: bool = False  # the change is in the details of a log record
     observation: bool = False  # the change only decides or words a decoder's Observation
+    kind_branch: str | None = None  # the message class whose `kind is X` branch holds it
     error_detail: bool = False  # the change is in what a DecodeError says, not whether
     reason: str = ""
     kind: str = "open"  # open | unobservable | equivalent
@@ -94,6 +98,20 @@ def _names_in(node) -> set[str]:
         elif isinstance(n, ast.alias):
             out.add(n.name.rsplit(".", 1)[-1].lstrip("_"))
     return out
+
+
+def device_builds(root: Path = ROOT) -> set[str]:
+    """The classes the device's code constructs (`Name(...)`): the only message parts it
+    ever hands the encoder."""
+    built = set()
+    for pattern in DEVICE_CODE:
+        for path in root.glob(pattern):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call):
+                    name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                    owner = getattr(getattr(node.func, "value", None), "id", None)
+                    built.update(n for n in (name, owner) if n)  # Class(...), Class.of(...)
+    return built
 
 
 def device_reachable(root: Path = ROOT) -> set[str]:
@@ -157,6 +175,7 @@ def _diff(m: Mutant, defs, function: str) -> None:
             m.log_detail = _in_log_detail(a, i1, max(i2, i1 + 1))
             m.observation = _in_observation(a, i1, max(i2, i1 + 1)) and \
                 _in_observation(b, j1, max(j2, j1 + 1))
+            m.kind_branch = _kind_branch(a, i1, max(i2, i1 + 1))
             m.error_detail = _error_arity(a, i1, max(i2, i1 + 1)) == \
                 _error_arity(b, j1, max(j2, j1 + 1)) is not None
             return
@@ -182,6 +201,24 @@ def _parse(body: list[str]):
         return ast.parse(textwrap.dedent("\n".join(body)))
     except SyntaxError:
         return None
+
+
+def _kind_branch(body: list[str], first: int, last: int) -> str | None:
+    """The class X of the innermost `if kind is X:` / `elif kind is X:` branch whose body
+    holds lines first..last, or None."""
+    tree = _parse(body)
+    if tree is None:
+        return None
+    lo, hi, found = first + 1, last, None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and \
+                isinstance(node.test.ops[0], ast.Is) and \
+                getattr(node.test.left, "id", None) == "kind" and node.body and \
+                node.body[0].lineno <= lo and node.body[-1].end_lineno >= hi:
+            name = getattr(node.test.comparators[0], "id", None)
+            if found is None or node.lineno > found[0]:
+                found = (node.lineno, name)
+    return found[1] if found else None
 
 
 def _records_observation(stmt) -> bool:
@@ -271,7 +308,8 @@ def _string_only(before: str, after: str) -> bool:
                                  for x, y in changed)
 
 
-def classify(m: Mutant, manual: dict, reachable: set[str] | None = None) -> None:
+def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
+             built: set[str] | None = None) -> None:
     if m.name in manual:
         reason = str(manual[m.name])
         m.kind = "equivalent" if reason.startswith("equivalent") else \
@@ -289,6 +327,12 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None) -> None
             "calls it (the codec's own tests cover it: known answers, fuzzing, scapy, tshark)"
         return
     text = m.before
+    if built is not None and m.kind_branch and m.file.endswith("codec/encode.py") and \
+            m.kind_branch not in built:
+        m.kind, m.reason = "unobservable", f"not the device's code: the encoder's branch " \
+            f"for {m.kind_branch}, which no device code builds (only the suite's messages " \
+            "carry it)"
+        return
     if m.observation:
         m.kind, m.reason = "unobservable", "not observable on the wire: whether or how a " \
             "decoder records an Observation, which no device code reads (the suite's checks " \
@@ -368,10 +412,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     manual = yaml.safe_load(TRIAGE.read_text()) if TRIAGE.exists() else {}
-    reachable = device_reachable()
+    reachable, built = device_reachable(), device_builds()
     for m in mutants:
         if m.status not in ("killed", "timeout", "not checked"):
-            classify(m, manual or {}, reachable)
+            classify(m, manual or {}, reachable, built)
     counts = Counter(m.status for m in mutants)
     excluded = sum(1 for m in mutants if m.kind in ("equivalent", "unobservable"))
     caught = counts["killed"] + counts["timeout"]
