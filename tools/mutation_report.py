@@ -22,6 +22,7 @@ import ast
 import difflib
 import io
 import json
+import re
 import sys
 import time
 import tokenize
@@ -43,6 +44,11 @@ OBSERVED_WORDS = ("security-exception", "route-add", "route-del", "registered",
                   "visitor-added", "prefix", "home_address", "care_of_address")
 OBSERVED_EVENTS = {"security-exception", "route-add", "route-del", "registered",
                    "visitor-added"}
+# The state views a profile's state readers return (`dsmip4 ctl`): the suite's checks read
+# only the fields in STATE_READ; the rest are for operators.
+STATE_VIEWS = {"Binding.to_dict", "MobileNode.status", "PrefixState.to_dict", "Visitor.to_dict"}
+STATE_READ = {"accepted", "groups", "ha_supports_dsmip", "home_address", "prefix", "prefixes",
+              "registered", "tunnel"}
 # The reference device's own code: its engines and the adapters it runs with on a lab. The
 # in-memory runner runs only this code mutated (conformance/adapters/device_scope.py); the
 # judge's codec stays clean, as a vendor's device never shares it.
@@ -298,6 +304,11 @@ def _tokens(line: str) -> list[tuple[int, str]]:
         return []
 
 
+def _dict_keys(line: str) -> set[str]:
+    """The string keys of the dict entries on a line (`"key": value`)."""
+    return set(re.findall(r'"([A-Za-z_]+)"\s*:', line))
+
+
 def _string_only(before: str, after: str) -> bool:
     """Whether the change is inside string literals only (same code around them)."""
     a, b = _tokens(before), _tokens(after)
@@ -332,6 +343,11 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         m.kind, m.reason = "unobservable", f"not the device's code: the encoder's branch " \
             f"for {m.kind_branch}, which no device code builds (only the suite's messages " \
             "carry it)"
+        return
+    keys = _dict_keys(m.before)
+    if m.function in STATE_VIEWS and keys and not keys & STATE_READ:
+        m.kind, m.reason = "unobservable", "not observable on the wire: a field of the " \
+            f"device's state view that no check reads ({', '.join(sorted(keys))})"
         return
     if m.observation:
         m.kind, m.reason = "unobservable", "not observable on the wire: whether or how a " \
