@@ -195,7 +195,22 @@ def groups_forgotten_on_reregistration(monkeypatch):
     _wrap(monkeypatch, HomeAgent, "_install", make)
 
 
+def released_prefixes_still_counted(monkeypatch):
+    """Removing a prefix forgets it in the table but not in the index of covering prefixes."""
+    def make(original):
+        def remove(self, length, value):
+            table = self._by_len.get(length)
+            if table and value in table:
+                table.pop(value)
+                if not table:
+                    del self._by_len[length]
+                    self._lengths = sorted(self._by_len)
+        return remove
+    _wrap(monkeypatch, PrefixTable, "remove", make)
+
+
 PLANTED = [
+    ("HA-3.3-014", released_prefixes_still_counted, "RFC5454-3.8-D2"),
     ("HA-4-003", any_link_local_source_accepted, "RFC5454-3.3.2-07"),
     ("HA-3.3.3-003", groups_forgotten_on_reregistration, "RFC5454-3.3.2-10"),
     ("HA-3.3.3-002[mldv2]", leaves_ignored, "RFC3775-10.4.3-01"),
