@@ -20,7 +20,7 @@ from conformance.codec.mld import mldv2_report
 from conformance.codec.packets import (
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, addr6,
     is_link_local, neighbor_advert_for, packet_too_big, parse_gre, parse_ipv4, parse_ipv6,
-    parse_udp, text6, tunnel_link_local, udp6_packet, upper_layer,
+    parse_udp, text6, tunnel_link_local, udp6_packet,
 )
 from conformance.nodes.actions import drops_malformed, DeliverIPv6, Event, SendIPv4, SendUDP
 from conformance.codec.constants import prefix_code_accepts
@@ -387,11 +387,6 @@ class MobileNode:
     def _method(self) -> str:
         """The encapsulation of the CoA tunnel: RFC 3519 UDP, GRE or IP-in-IP."""
         return "udp" if self.udp_tunnel else ("gre" if self.config.gre else "ipip")
-
-    @staticmethod
-    def _is_mld(ip6) -> bool:
-        proto, data = upper_layer(ip6)
-        return proto == 58 and data[:1] and data[0] in (130, 131, 132, 143)
 
     def _encapsulate(self, packet: bytes, tunnel: str) -> list:
         cfg = self.config
