@@ -209,7 +209,21 @@ def released_prefixes_still_counted(monkeypatch):
     _wrap(monkeypatch, PrefixTable, "remove", make)
 
 
+def reply_to_every_solicit(monkeypatch):
+    """The delegating router answers every Solicit with a Reply, Rapid Commit or not."""
+    import types
+
+    import conformance.codec.dhcpv6 as real
+    import conformance.nodes.ha as ha
+
+    shim = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real)
+                                    if not k.startswith("__")})
+    shim.ADVERTISE = real.REPLY
+    monkeypatch.setattr(ha, "dh", shim)
+
+
 PLANTED = [
+    ("HA-3.7.1-003", reply_to_every_solicit, "RFC3633-9-01"),
     ("HA-3.3-014", released_prefixes_still_counted, "RFC5454-3.8-D2"),
     ("HA-4-003", any_link_local_source_accepted, "RFC5454-3.3.2-07"),
     ("HA-3.3.3-003", groups_forgotten_on_reregistration, "RFC5454-3.3.2-10"),

@@ -16,6 +16,7 @@ from conformance.codec import (
 )
 from conformance.codec.constants import reply_code_accepts
 from conformance.codec.packets import parse_ipv4, parse_ipv6, text6
+from conformance.errors import DeviceDidNotProvide
 
 from conformance.suite.registry import CHECKS, Address4, Hex, Prefix, check  # noqa: F401
 
@@ -403,6 +404,42 @@ def dhcpv6_delegates(ctx, packet, prefix: Prefix):
     msg = dh.decode_dhcpv6(body)
     got = [f"{text6(p.prefix)}/{p.length}" for ia in msg.ia_pd for p in ia.prefixes]
     return prefix in got, f"a DHCPv6 message delegating {prefix}", f"type {msg.msg_type}, {got}"
+
+
+# What the suite sends as requesting router, so that answers can be matched to it.
+DHCPV6_XID = 0x5454
+DHCPV6_CLIENT_ID = b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01"  # DUID-LL
+
+
+def _dhcpv6_in(packet: bytes):
+    """The DHCPv6 message in a tunnelled packet the device sent."""
+    from conformance.codec import dhcpv6 as dh
+    from conformance.codec.packets import parse_udp
+
+    inner = _inner6(packet)
+    proto, data = _upper(inner) if inner else (None, b"")
+    if proto != 17:
+        raise DeviceDidNotProvide("a DHCPv6 message: the device tunnelled no UDP")
+    return dh.decode_dhcpv6(parse_udp(data)[2])
+
+
+@check("packet")
+def dhcpv6_answer(ctx, packet, types: list[str]):
+    """A DHCPv6 answer to the suite's message: one of `types` (advertise, reply), the
+    suite's transaction id and Client Identifier echoed, a Server Identifier (RFC 8415
+    §16.3, §16.10)."""
+    from conformance.codec import dhcpv6 as dh
+
+    names = {dh.ADVERTISE: "advertise", dh.REPLY: "reply"}
+    msg = _dhcpv6_in(packet)
+    got = names.get(msg.msg_type, f"type {msg.msg_type}")
+    ok = got in types and msg.transaction_id == DHCPV6_XID and \
+        msg.client_id == DHCPV6_CLIENT_ID and bool(msg.server_id)
+    return ok, f"{' or '.join(types)} with transaction id {DHCPV6_XID:#x}, the suite's " \
+        "Client Identifier and a Server Identifier", \
+        f"{got}, transaction id {msg.transaction_id:#x}, Client Identifier " \
+        f"{'echoed' if msg.client_id == DHCPV6_CLIENT_ID else 'not echoed'}, Server " \
+        f"Identifier {'present' if msg.server_id else 'absent'}"
 
 
 @check("packet")

@@ -18,7 +18,7 @@ from conformance.codec.packets import (
 )
 from conformance.codec.tunnel import set_ipv6_ecn
 from conformance.errors import DeviceDidNotProvide
-from conformance.suite.checks import _inner6
+from conformance.suite.checks import DHCPV6_CLIENT_ID, DHCPV6_XID, _dhcpv6_in, _inner6
 
 # Extensions a correct device must accept when built as the case writes them: a request made
 # only of these, correctly signed, is a valid registration (RFC 3344 §3.8.2).
@@ -124,9 +124,12 @@ def well_formed(items: list, fields: dict) -> bool:
     return True
 
 
+DHCPV6_SENT = {"dhcpv6-solicit": dh.SOLICIT, "dhcpv6-request": dh.REQUEST,
+               "dhcpv6-renew": dh.RENEW}
 def inner_packet(run, spec: dict) -> bytes:
     """The IPv6 packet a tunnel step carries: data, echo, ns, mld-join/leave (MLDv2),
-    mldv1-report/done, dhcpv6-solicit/reply."""
+    mldv1-report/done, dhcpv6-solicit/request/renew (the suite as requesting router),
+    dhcpv6-reply (the suite as delegating router)."""
     kind = spec.get("inner", "data")
     hoa_ll = tunnel_link_local(run.vars["hoa"])
     ha_ll = tunnel_link_local(run.vars["ha"])
@@ -156,9 +159,14 @@ def inner_packet(run, spec: dict) -> bytes:
     if kind in ("mldv1-report", "mldv1-done"):
         return mldv1_message(hoa_ll, MLD_REPORT if kind == "mldv1-report" else MLD_DONE,
                              addr6(spec["group"]))
-    if kind == "dhcpv6-solicit":
-        msg = dh.DHCPv6Message(dh.SOLICIT, 0x5454, b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01",
-                               ia_pd=[dh.IAPD(1)], rapid_commit=True)
+    if kind in DHCPV6_SENT:
+        # A Request or Renew names the server that advertised (RFC 8415 §18.2.2, §18.2.4).
+        server_id = None if kind == "dhcpv6-solicit" else _dhcpv6_in(
+            run.saved(spec.get("answering", "tunnelled"))["message"]).server_id
+        msg = dh.DHCPv6Message(DHCPV6_SENT[kind], DHCPV6_XID, DHCPV6_CLIENT_ID, server_id,
+                               ia_pd=[dh.IAPD(1)],
+                               rapid_commit=bool(spec.get("rapid_commit",
+                                                          kind == "dhcpv6-solicit")))
         return udp6_packet(hoa_ll, dh.ALL_DHCP_SERVERS, dh.CLIENT_PORT, dh.SERVER_PORT,
                            dh.encode_dhcpv6(msg), hop_limit=1)
     if kind == "dhcpv6-reply":
