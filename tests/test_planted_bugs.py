@@ -222,7 +222,18 @@ def reply_to_every_solicit(monkeypatch):
     monkeypatch.setattr(ha, "dh", shim)
 
 
+def ce_not_propagated_to_inner_ipv4(monkeypatch):
+    """Decapsulating IPv4 from IPv4, the MN drops what must be dropped but never copies CE
+    inward."""
+    import conformance.nodes.mn as mn
+    from conformance.codec.tunnel import decapsulated_ipv4
+
+    monkeypatch.setattr(mn, "decapsulated_ipv4",
+                        lambda tos, inner: decapsulated_ipv4(tos & ~1, inner))
+
+
 PLANTED = [
+    ("MN-3.6-005", ce_not_propagated_to_inner_ipv4, "RFC3168-9.1.1-01"),
     ("HA-3.7.1-003", reply_to_every_solicit, "RFC3633-9-01"),
     ("HA-3.3-014", released_prefixes_still_counted, "RFC5454-3.8-D2"),
     ("HA-4-003", any_link_local_source_accepted, "RFC5454-3.3.2-07"),
@@ -250,5 +261,7 @@ def test_the_case_for_the_scenario_catches_the_bug(monkeypatch, case_id, plant, 
     plant(monkeypatch)
     record = run_in_memory([CASES[case_id]])[0]
     failed = [c for c in record["checks"] if c["ok"] is False]
-    assert record["verdict"] == "FAIL", f"{record['verdict']}: {record['message']}"
+    # NON-STRICT: the broken rule is a SHOULD or RECOMMENDED one, failed all the same.
+    assert record["verdict"] in ("FAIL", "NON-STRICT"), \
+        f"{record['verdict']}: {record['message']}"
     assert any(requirement in c["requirements"] for c in failed), record["message"]

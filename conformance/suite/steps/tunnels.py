@@ -155,7 +155,7 @@ def send_tunnelled(run: CaseRun, step: Step) -> None:
 
 
 @step("send_to_mn", inner=str, inner_src=str, inner_dst=str, via=str, encapsulation=str,
-      size=int, target=str, prefix=Prefix, outer_ecn=int, outer_src=Address4)
+      size=int, target=str, prefix=Prefix, outer_ecn=int, middle_ecn=int, outer_src=Address4)
 def send_to_mn(run: CaseRun, step: Step) -> None:
     """The suite as HA tunnels an IPv6 packet to the MN (or FA) under test (§3.3.2 cases 1
     and 2)."""
@@ -179,7 +179,11 @@ def send_to_mn(run: CaseRun, step: Step) -> None:
         agent.send_ip(packet)
     else:
         _, middle = encapsulate(inner, True, ha, run.vars["hoa"], "ipip")
+        if "middle_ecn" in spec:
+            middle = set_ipv4_ecn(middle, int(spec["middle_ecn"]))
         _, packet = encapsulate(middle, False, ha, target, method if colocated else "ipip")
+        if "outer_ecn" in spec:
+            packet = set_ipv4_ecn(packet, int(spec["outer_ecn"]))
         agent.send_ip(packet)
     run.note("suite (HA)", "DUT", f"{spec.get('inner', 'data')} over the {via.upper()} tunnel "
              f"({method})")
