@@ -72,6 +72,7 @@ class Mutant:
     log_detail: bool = False  # the change is in the details of a log record
     observation: bool = False  # the change only decides or words a decoder's Observation
     kind_branch: str | None = None  # the message class whose `kind is X` branch holds it
+    built_fields: tuple | None = None  # (class, fields) a constructor call's change sets
     error_detail: bool = False  # the change is in what a DecodeError says, not whether
     reason: str = ""
     kind: str = "open"  # open | unobservable | equivalent
@@ -182,9 +183,89 @@ def _diff(m: Mutant, defs, function: str) -> None:
             m.observation = _in_observation(a, i1, max(i2, i1 + 1)) and \
                 _in_observation(b, j1, max(j2, j1 + 1))
             m.kind_branch = _kind_branch(a, i1, max(i2, i1 + 1))
+            m.built_fields = _constructor_change(a, b, i1, max(i2, i1 + 1))
             m.error_detail = _error_arity(a, i1, max(i2, i1 + 1)) == \
                 _error_arity(b, j1, max(j2, j1 + 1)) is not None
             return
+
+
+def _call_spanning(tree, lo: int, hi: int):
+    best = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.lineno <= lo and node.end_lineno >= hi and \
+                isinstance(node.func, ast.Name) and node.func.id[:1].isupper():
+            if best is None or node.lineno >= best.lineno:
+                best = node
+    return best
+
+
+def _constructor_change(a: list[str], b: list[str], first: int, last: int):
+    """(class, changed field names) when the change only replaces arguments of a
+    `Class(...)` call, same number of arguments before and after; else None."""
+    ta, tb = _parse(a), _parse(b)
+    if ta is None or tb is None:
+        return None
+    ca, cb = _call_spanning(ta, first + 1, last), _call_spanning(tb, first + 1, last)
+    if ca is None or cb is None or ast.dump(ca.func) != ast.dump(cb.func) or \
+            len(ca.args) != len(cb.args) or \
+            [k.arg for k in ca.keywords] != [k.arg for k in cb.keywords]:
+        return None
+    fields = MESSAGE_FIELDS.get(ca.func.id)
+    if fields is None:
+        return None
+    changed = set()
+    for i, (x, y) in enumerate(zip(ca.args, cb.args)):
+        if ast.dump(x) != ast.dump(y):
+            if i >= len(fields):
+                return None
+            changed.add(fields[i])
+    for x, y in zip(ca.keywords, cb.keywords):
+        if ast.dump(x.value) != ast.dump(y.value):
+            changed.add(x.arg)
+    return (ca.func.id, frozenset(changed)) if changed else None
+
+
+def _message_fields(root: Path = ROOT) -> dict[str, list[str]]:
+    """Each codec dataclass's fields in constructor order (those with init=False left out)."""
+    out = {}
+    for path in (root / "conformance" / "codec").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            names = []
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    value = item.value
+                    if isinstance(value, ast.Call) and any(
+                            k.arg == "init" and getattr(k.value, "value", True) is False
+                            for k in value.keywords):
+                        continue
+                    names.append(item.target.id)
+            if names:
+                out[node.name] = names
+    return out
+
+
+def device_reads(root: Path = ROOT) -> set[str]:
+    """Every attribute the device's code reads, its own or through the codec functions it
+    calls: a decoded field outside this set never changes what the device does."""
+    reachable = device_reachable(root)
+    attrs = set()
+    for pattern in DEVICE_CODE:
+        for path in root.glob(pattern):
+            attrs |= {n.attr for n in ast.walk(ast.parse(path.read_text()))
+                      if isinstance(n, ast.Attribute)}
+    for path in (root / "conformance" / "codec").glob("*.py"):
+        if path.name in ("encode.py", "render.py"):
+            continue  # they read what the device built, never what it decoded
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    node.name.lstrip("_") in reachable and "encode" not in node.name:
+                attrs |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+    return attrs
+
+
+MESSAGE_FIELDS = _message_fields()
 
 
 def _error_arity(body: list[str], first: int, last: int) -> int | None:
@@ -320,7 +401,7 @@ def _string_only(before: str, after: str) -> bool:
 
 
 def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
-             built: set[str] | None = None) -> None:
+             built: set[str] | None = None, reads: set[str] | None = None) -> None:
     if m.name in manual:
         reason = str(manual[m.name])
         m.kind = "equivalent" if reason.startswith("equivalent") else \
@@ -343,6 +424,12 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         m.kind, m.reason = "unobservable", f"not the device's code: the encoder's branch " \
             f"for {m.kind_branch}, which no device code builds (only the suite's messages " \
             "carry it)"
+        return
+    if reads is not None and m.built_fields and "/codec/" in m.file and \
+            not m.built_fields[1] & reads:
+        m.kind, m.reason = "unobservable", "not observable on the wire: the decoder fills " \
+            f"{m.built_fields[0]}.{'/'.join(sorted(m.built_fields[1]))}, which no device " \
+            "code reads"
         return
     keys = _dict_keys(m.before)
     if m.function in STATE_VIEWS and keys and not keys & STATE_READ:
@@ -428,10 +515,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     manual = yaml.safe_load(TRIAGE.read_text()) if TRIAGE.exists() else {}
-    reachable, built = device_reachable(), device_builds()
+    reachable, built, reads = device_reachable(), device_builds(), device_reads()
     for m in mutants:
         if m.status not in ("killed", "timeout", "not checked"):
-            classify(m, manual or {}, reachable, built)
+            classify(m, manual or {}, reachable, built, reads)
     counts = Counter(m.status for m in mutants)
     excluded = sum(1 for m in mutants if m.kind in ("equivalent", "unobservable"))
     caught = counts["killed"] + counts["timeout"]
