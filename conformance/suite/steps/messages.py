@@ -160,9 +160,10 @@ def inner_packet(run, spec: dict) -> bytes:
         return mldv1_message(hoa_ll, MLD_REPORT if kind == "mldv1-report" else MLD_DONE,
                              addr6(spec["group"]))
     if kind in DHCPV6_SENT:
-        # A Request or Renew names the server that advertised (RFC 8415 §18.2.2, §18.2.4).
-        server_id = None if kind == "dhcpv6-solicit" else _dhcpv6_in(
-            run.saved(spec.get("answering", "tunnelled"))["message"]).server_id
+        # A Request or Renew names the server of the last answer tunnelled to the MN
+        # (RFC 8415 §18.2.2, §18.2.4).
+        server_id = None if kind == "dhcpv6-solicit" else \
+            _dhcpv6_in(run.saved("tunnelled")["message"]).server_id
         msg = dh.DHCPv6Message(DHCPV6_SENT[kind], DHCPV6_XID, DHCPV6_CLIENT_ID, server_id,
                                ia_pd=[dh.IAPD(1)],
                                rapid_commit=bool(spec.get("rapid_commit",
