@@ -232,7 +232,23 @@ def ce_not_propagated_to_inner_ipv4(monkeypatch):
                         lambda tos, inner: decapsulated_ipv4(tos & ~1, inner))
 
 
+def any_security_association_of_the_ha_will_do(monkeypatch):
+    """The HA checks the authenticator with the SPI's key, not that the SPI is the home
+    address's."""
+    def make(original):
+        def registration(self, payload, request, src, sport, now):
+            auth = request.auth(32)
+            entry = self.by_spi.get(auth.spi) if auth else None
+            if entry is not None:
+                request.home_address = entry.home_address
+            return original(self, payload, request, src, sport, now)
+        return registration
+    _wrap(monkeypatch, HomeAgent, "_registration", make)
+
+
 PLANTED = [
+    ("HA-3344-009[another-mns-association]", any_security_association_of_the_ha_will_do,
+     "RFC3344-3.8.2.1-01"),
     ("MN-3.6-005", ce_not_propagated_to_inner_ipv4, "RFC3168-9.1.1-01"),
     ("HA-3.7.1-003", reply_to_every_solicit, "RFC3633-9-01"),
     ("HA-3.3-014", released_prefixes_still_counted, "RFC5454-3.8-D2"),

@@ -126,6 +126,8 @@ def well_formed(items: list, fields: dict) -> bool:
 
 DHCPV6_SENT = {"dhcpv6-solicit": dh.SOLICIT, "dhcpv6-request": dh.REQUEST,
                "dhcpv6-renew": dh.RENEW}
+
+
 def inner_packet(run, spec: dict) -> bytes:
     """The IPv6 packet a tunnel step carries: data, echo, ns, mld-join/leave (MLDv2),
     mldv1-report/done, dhcpv6-solicit/request/renew (the suite as requesting router),

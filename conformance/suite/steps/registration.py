@@ -40,8 +40,11 @@ def register(run: CaseRun, step: Step) -> None:
     for ext in exts:
         if isinstance(ext, AuthExtension) and "spi" in fields:
             ext.spi = spi
-    if not any(isinstance(e, AuthExtension) for e in exts):
-        exts.append(AuthExtension(32, spi))
+    signed = fields.get("authentication", "mn-ha")
+    if signed not in ("mn-ha", "none"):
+        raise run.error(step, f"fields: authentication: {signed!r}; expected mn-ha or none")
+    if signed == "mn-ha" and not any(isinstance(e, AuthExtension) for e in exts):
+        exts.append(AuthExtension(32, spi))  # RFC 3344 §3.2: last, over all before it
     flags = fields.get("flags", "D" if colocated else "")
     ident = int(fields["identification"]) if "identification" in fields else \
         run.next_identification()
