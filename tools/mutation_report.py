@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import functools
 import io
 import json
 import re
@@ -315,6 +316,21 @@ def _records_observation(stmt) -> bool:
         getattr(stmt.value.func.value, "id", None) == "observations"
 
 
+@functools.lru_cache(maxsize=None)
+def _observation_only_functions(root: Path = ROOT) -> frozenset[str]:
+    """Codec functions whose whole body only records Observations (`_check_prefix`)."""
+    out = set()
+    for path in (root / "conformance" / "codec").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                body = [b for b in node.body if not (isinstance(b, ast.Expr) and
+                                                     isinstance(b.value, ast.Constant))]
+                if body and all(_records_observation(b) or isinstance(b, ast.If) and
+                                _only_observations(b) for b in body):
+                    out.add(node.name)
+    return frozenset(out)
+
+
 def _in_observation(body: list[str], first: int, last: int) -> bool:
     """Whether lines first..last only decide whether, or with what words, a decoder
     records an Observation: inside an `observations.append(...)`, or in the condition of an
@@ -327,6 +343,10 @@ def _in_observation(body: list[str], first: int, last: int) -> bool:
     for node in ast.walk(tree):
         if _records_observation(node) and node.lineno <= lo and node.end_lineno >= hi:
             return True
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                getattr(node.value.func, "id", None) in _observation_only_functions() and \
+                node.lineno <= lo and node.end_lineno >= hi:
+            return True  # a call whose only effect is to record Observations
         if isinstance(node, ast.If) and node.test.lineno <= lo and node.test.end_lineno >= hi:
             branches = node.body + node.orelse
             if branches and all(_records_observation(b) or isinstance(b, ast.If) and
