@@ -74,6 +74,7 @@ class Mutant:
     observation: bool = False  # the change only decides or words a decoder's Observation
     kind_branch: str | None = None  # the message class whose `kind is X` branch holds it
     built_fields: tuple | None = None  # (class, fields) a constructor call's change sets
+    unused_argument: str | None = None  # "method(param)" when only an unused argument changes
     error_detail: bool = False  # the change is in what a DecodeError says, not whether
     reason: str = ""
     kind: str = "open"  # open | unobservable | equivalent
@@ -185,6 +186,7 @@ def _diff(m: Mutant, defs, function: str) -> None:
                 _in_observation(b, j1, max(j2, j1 + 1))
             m.kind_branch = _kind_branch(a, i1, max(i2, i1 + 1))
             m.built_fields = _constructor_change(a, b, i1, max(i2, i1 + 1))
+            m.unused_argument = _unused_argument_change(m.file, a, b, i1, max(i2, i1 + 1))
             m.error_detail = _error_arity(a, i1, max(i2, i1 + 1)) == \
                 _error_arity(b, j1, max(j2, j1 + 1)) is not None
             return
@@ -224,6 +226,52 @@ def _constructor_change(a: list[str], b: list[str], first: int, last: int):
         if ast.dump(x.value) != ast.dump(y.value):
             changed.add(x.arg)
     return (ca.func.id, frozenset(changed)) if changed else None
+
+
+@functools.lru_cache(maxsize=None)
+def _unused_parameters(rel: str) -> dict[str, list[tuple[str, bool]]]:
+    """Each method of a source file: its parameters after self, with whether the body
+    reads them."""
+    path = ROOT / rel
+    if not path.exists():
+        return {}
+    out = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.args and \
+                node.args.args[0].arg == "self":
+            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            out[node.name] = [(a.arg, a.arg in used) for a in node.args.args[1:]]
+    return out
+
+
+def _unused_argument_change(rel: str, a: list[str], b: list[str], first: int, last: int):
+    """"method(param)" when the change only replaces (same count of arguments) arguments of a
+    `self.method(...)` call whose parameters at those places the method never reads."""
+    ta, tb = _parse(a), _parse(b)
+    if ta is None or tb is None:
+        return None
+    lo, hi = first + 1, last
+
+    def call_in(tree):
+        best = None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    getattr(node.func.value, "id", None) == "self" and \
+                    node.lineno <= lo and node.end_lineno >= hi:
+                if best is None or node.lineno >= best.lineno:
+                    best = node
+        return best
+    ca, cb = call_in(ta), call_in(tb)
+    if ca is None or cb is None or ca.func.attr != cb.func.attr or \
+            len(ca.args) != len(cb.args) or ca.keywords or cb.keywords:
+        return None
+    params = _unused_parameters(rel).get(ca.func.attr)
+    if not params or len(params) < len(ca.args):
+        return None
+    changed = [i for i, (x, y) in enumerate(zip(ca.args, cb.args)) if ast.dump(x) != ast.dump(y)]
+    if not changed or any(params[i][1] for i in changed):
+        return None
+    return f"{ca.func.attr}({', '.join(params[i][0] for i in changed)})"
 
 
 def _message_fields(root: Path = ROOT) -> dict[str, list[str]]:
@@ -450,6 +498,10 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         m.kind, m.reason = "unobservable", "not observable on the wire: the decoder fills " \
             f"{m.built_fields[0]}.{'/'.join(sorted(m.built_fields[1]))}, which no device " \
             "code reads"
+        return
+    if m.unused_argument:
+        m.kind, m.reason = "equivalent", f"equivalent: the argument goes to " \
+            f"{m.unused_argument}, a parameter the method never reads"
         return
     keys = _dict_keys(m.before)
     if m.function in STATE_VIEWS and keys and not keys & STATE_READ:
