@@ -162,12 +162,13 @@ def inner_packet(run, spec: dict) -> bytes:
         return mldv1_message(hoa_ll, MLD_REPORT if kind == "mldv1-report" else MLD_DONE,
                              addr6(spec["group"]))
     if kind in DHCPV6_SENT:
-        # A Request or Renew names the server of the last answer tunnelled to the MN
-        # (RFC 8415 §18.2.2, §18.2.4).
-        server_id = None if kind == "dhcpv6-solicit" else \
-            _dhcpv6_in(run.saved("tunnelled")["message"]).server_id
-        msg = dh.DHCPv6Message(DHCPV6_SENT[kind], DHCPV6_XID, DHCPV6_CLIENT_ID, server_id,
-                               ia_pd=[dh.IAPD(1)],
+        # A Request or Renew names the server of the last answer tunnelled to the MN and
+        # carries the IA_PD with the prefixes it gave (RFC 8415 §18.2.2, §18.2.4).
+        answer = None if kind == "dhcpv6-solicit" else \
+            _dhcpv6_in(run.saved("tunnelled")["message"])
+        msg = dh.DHCPv6Message(DHCPV6_SENT[kind], DHCPV6_XID, DHCPV6_CLIENT_ID,
+                               answer.server_id if answer else None,
+                               ia_pd=answer.ia_pd if answer and answer.ia_pd else [dh.IAPD(1)],
                                rapid_commit=bool(spec.get("rapid_commit",
                                                           kind == "dhcpv6-solicit")))
         return udp6_packet(hoa_ll, dh.ALL_DHCP_SERVERS, dh.CLIENT_PORT, dh.SERVER_PORT,
