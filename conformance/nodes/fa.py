@@ -43,7 +43,7 @@ class FAConfig:
     # FA denies with 66, insufficient resources (RFC 3344 §3.4), so a flood cannot grow it.
     max_pending: int = 1024
     max_pending_per_mn: int = 8
-    faults: frozenset[str] = frozenset()  # named faults (nodes/faults.py), for self-tests
+    faults: frozenset[str] = frozenset()  # named faults (nodes/faults/), for self-tests
 
 
 @dataclass(slots=True)

@@ -77,7 +77,7 @@ class HAConfig:
     delegated_length: int = 56
     home_ipv6: str | None = None  # a global address of the home side: source of ICMPv6 errors
     max_groups: int = 64  # multicast groups one binding may join through MLD (§3.3.2)
-    faults: frozenset[str] = frozenset()  # named faults (nodes/faults.py), for self-tests
+    faults: frozenset[str] = frozenset()  # named faults (nodes/faults/), for self-tests
 
 
 @dataclass(slots=True)

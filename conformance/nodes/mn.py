@@ -54,7 +54,7 @@ class MNConfig:
     tunnel_mtu: int = 1280  # static tunnel MTU (RFC 4213 §3.2)
     dynamic_tunnel_mtu: bool = False  # RFC 4213 §3.2 dynamic method (RFC 5454 §3.6 OPTIONAL)
     link_mtu: int = 1500  # IPv4 MTU the dynamic method starts from
-    faults: frozenset[str] = frozenset()  # named faults (nodes/faults.py), for self-tests
+    faults: frozenset[str] = frozenset()  # named faults (nodes/faults/), for self-tests
 
 
 @dataclass(slots=True)
