@@ -192,14 +192,22 @@ def _diff(m: Mutant, defs, function: str) -> None:
             return
 
 
-def _call_spanning(tree, lo: int, hi: int):
+def _call_spanning(tree, lo: int, hi: int, wanted):
+    """The innermost call spanning lines lo..hi that `wanted(call)` accepts, or None."""
     best = None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.lineno <= lo and node.end_lineno >= hi and \
-                isinstance(node.func, ast.Name) and node.func.id[:1].isupper():
-            if best is None or node.lineno >= best.lineno:
-                best = node
+                wanted(node) and (best is None or node.lineno >= best.lineno):
+            best = node
     return best
+
+
+def _is_constructor(call) -> bool:
+    return isinstance(call.func, ast.Name) and call.func.id[:1].isupper()
+
+
+def _is_own_method(call) -> bool:
+    return isinstance(call.func, ast.Attribute) and getattr(call.func.value, "id", None) == "self"
 
 
 def _constructor_change(a: list[str], b: list[str], first: int, last: int):
@@ -208,7 +216,8 @@ def _constructor_change(a: list[str], b: list[str], first: int, last: int):
     ta, tb = _parse(a), _parse(b)
     if ta is None or tb is None:
         return None
-    ca, cb = _call_spanning(ta, first + 1, last), _call_spanning(tb, first + 1, last)
+    ca = _call_spanning(ta, first + 1, last, _is_constructor)
+    cb = _call_spanning(tb, first + 1, last, _is_constructor)
     if ca is None or cb is None or ast.dump(ca.func) != ast.dump(cb.func) or \
             len(ca.args) != len(cb.args) or \
             [k.arg for k in ca.keywords] != [k.arg for k in cb.keywords]:
@@ -250,18 +259,8 @@ def _unused_argument_change(rel: str, a: list[str], b: list[str], first: int, la
     ta, tb = _parse(a), _parse(b)
     if ta is None or tb is None:
         return None
-    lo, hi = first + 1, last
-
-    def call_in(tree):
-        best = None
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    getattr(node.func.value, "id", None) == "self" and \
-                    node.lineno <= lo and node.end_lineno >= hi:
-                if best is None or node.lineno >= best.lineno:
-                    best = node
-        return best
-    ca, cb = call_in(ta), call_in(tb)
+    ca = _call_spanning(ta, first + 1, last, _is_own_method)
+    cb = _call_spanning(tb, first + 1, last, _is_own_method)
     if ca is None or cb is None or ca.func.attr != cb.func.attr or \
             len(ca.args) != len(cb.args) or ca.keywords or cb.keywords:
         return None

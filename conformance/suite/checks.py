@@ -393,15 +393,10 @@ def tunnel_next_header(ctx, packet, equals: int):
 
 @check("packet")
 def dhcpv6_delegates(ctx, packet, prefix: Prefix):
-    from conformance.codec import dhcpv6 as dh
-    from conformance.codec.packets import parse_udp
-
-    inner = _inner6(packet)
-    proto, data = _upper(inner) if inner else (None, b"")
-    if proto != 17:
+    found = _dhcpv6_udp(packet)
+    if found is None:
         return False, f"a DHCPv6 reply delegating {prefix}", "not UDP"
-    _, _, body = parse_udp(data)
-    msg = dh.decode_dhcpv6(body)
+    msg = found[1]
     got = [f"{text6(p.prefix)}/{p.length}" for ia in msg.ia_pd for p in ia.prefixes]
     return prefix in got, f"a DHCPv6 message delegating {prefix}", f"type {msg.msg_type}, {got}"
 
@@ -411,16 +406,25 @@ DHCPV6_XID = 0x5454
 DHCPV6_CLIENT_ID = b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01"  # DUID-LL
 
 
-def _dhcpv6_in(packet: bytes):
-    """The DHCPv6 message in a tunnelled packet the device sent."""
+def _dhcpv6_udp(packet: bytes):
+    """(destination port, DHCPv6 message) of the UDP in a tunnelled packet, None if no UDP."""
     from conformance.codec import dhcpv6 as dh
     from conformance.codec.packets import parse_udp
 
     inner = _inner6(packet)
     proto, data = _upper(inner) if inner else (None, b"")
     if proto != 17:
+        return None
+    _, dport, body = parse_udp(data)
+    return dport, dh.decode_dhcpv6(body)
+
+
+def _dhcpv6_in(packet: bytes):
+    """The DHCPv6 message in a tunnelled packet the device sent."""
+    found = _dhcpv6_udp(packet)
+    if found is None:
         raise DeviceDidNotProvide("a DHCPv6 message: the device tunnelled no UDP")
-    return dh.decode_dhcpv6(parse_udp(data)[2])
+    return found[1]
 
 
 @check("packet")
@@ -445,14 +449,11 @@ def dhcpv6_answer(ctx, packet, types: list[str]):
 @check("packet")
 def is_dhcpv6_solicit(ctx, packet):
     from conformance.codec import dhcpv6 as dh
-    from conformance.codec.packets import parse_udp
 
-    inner = _inner6(packet)
-    proto, data = _upper(inner) if inner else (None, b"")
-    if proto != 17:
+    found = _dhcpv6_udp(packet)
+    if found is None:
         return False, "a DHCPv6 Solicit with IA_PD", "not UDP"
-    _, dport, body = parse_udp(data)
-    msg = dh.decode_dhcpv6(body)
+    dport, msg = found
     ok = dport == 547 and msg.msg_type in (dh.SOLICIT, dh.REQUEST) and bool(msg.ia_pd)
     return ok, "a DHCPv6 Solicit/Request with IA_PD to port 547", \
         f"type {msg.msg_type}, port {dport}, {len(msg.ia_pd)} IA_PD"

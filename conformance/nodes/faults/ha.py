@@ -126,8 +126,8 @@ class FaultyHomeAgent(HomeAgent):
     # -------------------------------------------------------------- its inputs
     def receive_udp(self, payload: bytes, src: str, sport: int, now: float) -> list:
         if payload[:1] == b"\x04":  # RFC 3519 tunnel data
-            dropped = self._dropped_tunnel(src, {41: PROTO_IPV6}.get(payload[1:2] and
-                                                                   payload[1]))
+            carried = PROTO_IPV6 if payload[1:2] == bytes((PROTO_IPV6,)) else None
+            dropped = self._dropped_tunnel(src, carried)
             return dropped or self._bent(super().receive_udp(payload, src, sport, now))
         request = _decoded_request(payload)
         if request is None:
