@@ -64,6 +64,19 @@ def mldv2_report(src: bytes, joins=(), leaves=()) -> bytes:
     return IPv6(src, ALL_MLDV2_ROUTERS, 0, _ROUTER_ALERT_HBH + raw, hop_limit=1).to_bytes()
 
 
+def mldv2_report_records(src: bytes, records) -> bytes:
+    """An MLDv2 report carrying `records`: (record type, group, [sources], aux data bytes)
+    each, as a listener with source filters would send (RFC 3810 §5.2.4)."""
+    from .packets import IPv6, checksum6
+
+    body = b"".join(struct.pack("!BBH", rtype, len(aux) // 4, len(sources)) + group +
+                    b"".join(sources) + aux for rtype, group, sources, aux in records)
+    raw = bytes((MLDV2_REPORT, 0, 0, 0)) + struct.pack("!HH", 0, len(records)) + body
+    value = checksum6(src, ALL_MLDV2_ROUTERS, 58, raw)
+    raw = raw[:2] + value.to_bytes(2, "big") + raw[4:]
+    return IPv6(src, ALL_MLDV2_ROUTERS, 0, _ROUTER_ALERT_HBH + raw, hop_limit=1).to_bytes()
+
+
 def mldv1_message(src: bytes, kind: int, group: bytes) -> bytes:
     """An MLDv1 Report (131) or Done (132) for `group` (RFC 2710 §3), hop limit 1 with a
     router-alert option; a Report goes to the group, a Done to all routers (ff02::2)."""
@@ -76,4 +89,4 @@ def mldv1_message(src: bytes, kind: int, group: bytes) -> bytes:
     return IPv6(src, dst, 0, _ROUTER_ALERT_HBH + raw, hop_limit=1).to_bytes()
 
 
-__all__ = ["parse_mld", "mldv1_message", "mldv2_report", "icmpv6_packet"]
+__all__ = ["parse_mld", "mldv1_message", "mldv2_report", "mldv2_report_records", "icmpv6_packet"]

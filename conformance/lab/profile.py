@@ -25,6 +25,8 @@ PICS = {
     "mld": "MLD over the HoA tunnel and multicast forwarding (§3.3.2, §3.3.3)",
     "dynamic-tunnel-mtu": "the dynamic tunnel MTU method of RFC 4213 §3.2 (OPTIONAL)",
     "reverse-tunnel": "FA: reverse tunnelling (RFC 3024)",
+    "fa-registration-timeout": "FA: denies with code 78 a relayed request the HA never "
+                               "answers (RFC 3344 §3.7.1)",
     "fa-ha-authentication": "FA: a mobility security association with the HA; Foreign-Home "
                             "Authentication extensions (RFC 3344 §3.5.4)",
 }

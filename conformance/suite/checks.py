@@ -345,6 +345,72 @@ def inner_icmpv6_type(ctx, packet, equals: int):
     return got == equals, f"inner ICMPv6 type {equals}", f"{'not ICMPv6' if got is None else got}"
 
 
+def _router_alert(inner) -> bool:
+    """A Hop-by-Hop Options header carrying the MLD Router Alert (RFC 2711, value 0)."""
+    if inner.next_header != 0 or len(inner.payload) < 8:
+        return False
+    options = inner.payload[2:(inner.payload[1] + 1) * 8]
+    i = 0
+    while i < len(options):
+        if options[i] == 0:  # Pad1
+            i += 1
+            continue
+        if i + 2 > len(options):
+            return False
+        kind, size = options[i], options[i + 1]
+        if kind == 5 and size == 2 and options[i + 2:i + 4] == bytes(2):
+            return True
+        i += 2 + size
+    return False
+
+
+@check("packet")
+def mld_report(ctx, packet, joins: str):
+    """RFC 3810 §5.2, §7.4: an MLDv2 Report from a link-local source to ff02::16 with hop
+    limit 1 and a Router Alert, a correct ICMPv6 checksum, zero Reserved fields and Aux Data
+    Len, its Number of Records matching the records, one of them joining `joins` (EXCLUDE
+    with no source)."""
+    from conformance.codec.packets import addr6, checksum6
+
+    inner = _inner6(packet)
+    if inner is None:
+        return False, "an MLDv2 Report", "no inner IPv6 packet"
+    proto, icmp = _upper(inner)
+    problems = []
+    if proto != 58 or len(icmp) < 8 or icmp[0] != 143:
+        return False, "an MLDv2 Report (ICMPv6 type 143)", \
+            f"protocol {proto}, type {icmp[0] if icmp else None}"
+    if inner.src[:2] != b"\xfe\x80":
+        problems.append(f"source {inner.src_text} is not link-local")
+    if inner.dst != addr6("ff02::16"):
+        problems.append("destination is not ff02::16")
+    if inner.hop_limit != 1:
+        problems.append(f"hop limit {inner.hop_limit}")
+    if not _router_alert(inner):
+        problems.append("no Router Alert option")
+    if checksum6(inner.src, inner.dst, 58, icmp) != 0:
+        problems.append("wrong ICMPv6 checksum")
+    if icmp[1] != 0 or icmp[4:6] != bytes(2):
+        problems.append(f"Reserved fields {icmp[1]:#x}, {icmp[4:6].hex()}")
+    count, off, joined = int.from_bytes(icmp[6:8], "big"), 8, False
+    for _ in range(count):
+        if off + 20 > len(icmp):
+            problems.append(f"Number of Records {count}, but the report ends at byte {off}")
+            break
+        rtype, aux, nsrc = icmp[off], icmp[off + 1], int.from_bytes(icmp[off + 2:off + 4], "big")
+        if aux:
+            problems.append(f"Aux Data Len {aux}")
+        joined |= rtype in (2, 4) and nsrc == 0 and icmp[off + 4:off + 20] == addr6(
+            ctx.resolve(joins))
+        off += 20 + 16 * nsrc + 4 * aux
+    if off != len(icmp):
+        problems.append(f"{len(icmp) - off} bytes beyond the {count} record(s)")
+    if not joined:
+        problems.append(f"no record joining {ctx.resolve(joins)}")
+    return not problems, f"a well-formed MLDv2 Report joining {ctx.resolve(joins)}", \
+        "; ".join(problems) or "well-formed"
+
+
 @check("packet")
 def neighbor_advert(ctx, packet, target: str):
     """RFC 4213 §3.8 / RFC 4861: an NA for `target`, hop limit 255, no link-layer option."""
@@ -547,6 +613,15 @@ def has_visitor(ctx, rows, home_address: Address4 = "$hoa"):
     home = ctx.resolve(home_address)
     found = any(r.get("home_address") == home for r in rows)
     return found, f"a visitor entry for {home}", \
+        f"visitors {[r.get('home_address') for r in rows]}"
+
+
+@check("rows")
+def no_visitor(ctx, rows, home_address: Address4 = "$hoa"):
+    """The FA's visitor list does not hold the mobile node (RFC 3344 §3.7.1, §3.7.3.2)."""
+    home = ctx.resolve(home_address)
+    found = any(r.get("home_address") == home for r in rows)
+    return not found, f"no visitor entry for {home}", \
         f"visitors {[r.get('home_address') for r in rows]}"
 
 

@@ -9,10 +9,13 @@ import random
 
 from conformance.codec import (
     AuthExtension, DSMIPUnknown, NAIExtension, PrefixReply, PrefixRequest, RawExtension,
-    RegistrationRequest, TunnelingMode, UDPTunnelReply, UDPTunnelRequest, encode, prefix_bytes,
+    RegistrationReply, RegistrationRequest, TunnelingMode, UDPTunnelReply, UDPTunnelRequest, encode, prefix_bytes,
 )
 from conformance.codec import dhcpv6 as dh
-from conformance.codec.mld import MLD_DONE, MLD_REPORT, mldv1_message, mldv2_report
+from conformance.codec.mld import (
+    CHANGE_TO_EXCLUDE, MLD_DONE, MLD_REPORT, MODE_IS_INCLUDE, mldv1_message, mldv2_report,
+    mldv2_report_records,
+)
 from conformance.codec.packets import (
     IPv6, addr6, icmpv6_packet, parse_udp, tunnel_link_local, udp6_packet, upper_layer,
 )
@@ -156,6 +159,13 @@ def inner_packet(run, spec: dict) -> bytes:
         return icmpv6_packet(src, target, 135, 0, bytes(4) + target, hop_limit=255)
     if kind == "mld-join":
         return mldv2_report(hoa_ll, joins=[addr6(spec["group"])])
+    if kind == "mld-records":
+        # A listener with a source filter: INCLUDE two sources of `group` (with 4 bytes of
+        # auxiliary data the receiver must skip), then EXCLUDE nothing of `second_group`.
+        sources = [addr6("2001:db8:99::1"), addr6("2001:db8:99::2")]
+        return mldv2_report_records(hoa_ll, [
+            (MODE_IS_INCLUDE, addr6(spec["group"]), sources, bytes(4)),
+            (CHANGE_TO_EXCLUDE, addr6(spec["second_group"]), [], b"")])
     if kind == "mld-leave":
         return mldv2_report(hoa_ll, leaves=[addr6(spec["group"])])
     if kind in ("mldv1-report", "mldv1-done"):
@@ -306,3 +316,74 @@ def malformed(run, kind: str, rng: random.Random):
     if kind == "after-auth":
         payload += bytes((152, 18, 1, 64)) + prefix.prefix
     return payload, ident, desc, ok
+
+
+# Damaged framing of a whole registration message (RFC 3344 §1.9, §1.10, §3.3), each with the
+# outcomes RFC 3344 allows for it. Damage follows the MN-HA authenticator only when it cannot
+# be placed before it; the bytes the device reads never depend on chance (the timestamp).
+FRAMING_VARIANTS = {
+    "empty": ("an empty UDP payload", {"drop"}),
+    "short-header": ("a Registration Request cut to 23 bytes", {"drop"}),
+    "header-only": ("a 24-byte Registration Request with no extension (no authenticator)",
+                    {"code 131"}),
+    "unknown-type": ("a 24-byte message of type 7", {"drop"}),
+    "reply-to-ha": ("a Registration Reply sent to the HA", {"drop"}),
+    "trailing-type-byte": ("one extension type byte (144) after the authenticator, with no "
+                           "length byte", {"drop", "134", "accept"}),
+    "trailing-overrun": ("an extension after the authenticator whose Length (18) runs past "
+                         "the end", {"drop", "134", "accept"}),
+    "long-header-cut": ("a long-format extension (type 37) after the authenticator, cut "
+                        "inside its 4-byte header", {"drop", "134", "accept"}),
+    "long-overrun": ("a long-format extension (type 37) after the authenticator whose Length "
+                     "(255) runs past the end", {"drop", "134", "accept"}),
+    "dsmip-length-0": ("a DSMIPv4 extension of Length 0 (no subtype)", {"drop", "134"}),
+    "tunneling-mode-length-3": ("an IPv6 Tunneling Mode extension of Length 3",
+                                {"drop", "134"}),
+    "udp-tunnel-length-5": ("a UDP Tunnel Request extension (type 144) of Length 5",
+                            {"drop", "134", "accept"}),
+    "auth-spi-only": ("an MN-HA authentication extension of Length 4: the SPI and no "
+                      "authenticator", {"code 131", "134"}),
+}
+
+
+def framing_variant(run, name: str):
+    """(payload, identification, description, acceptable outcomes) of one FRAMING_VARIANTS
+    entry, sent as the MN registering with the HA under test."""
+    desc, allowed = FRAMING_VARIANTS[name]
+    ident = run.next_identification()
+    colocated = run.case.topology == "colocated"
+    request = RegistrationRequest(RegistrationRequest.flags_of("D" if colocated else ""),
+                                  int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
+                                  run.vars["coa"] if colocated else run.vars["fa"], ident,
+                                  [PrefixRequest.of("2001:db8:10:1::/64")])
+    signed = [AuthExtension(32, run.spi)]
+    header = encode(RegistrationRequest(request.flags, request.lifetime, request.home_address,
+                                        request.home_agent, request.care_of_address, ident, []))
+    keys = {32: run.key}
+    before = {"dsmip-length-0": bytes((152, 0)),
+              "tunneling-mode-length-3": bytes((152, 3, 3, 0, 0)),
+              "udp-tunnel-length-5": bytes((144, 5)) + bytes(5)}
+    after = {"trailing-type-byte": bytes((144,)),
+             "trailing-overrun": bytes((152, 18, 1, 64)),
+             "long-header-cut": bytes((37, 0, 0)),
+             "long-overrun": bytes((37, 0, 0, 255)) + bytes(4)}
+    if name == "empty":
+        payload = b""
+    elif name == "short-header":
+        payload = header[:23]
+    elif name == "header-only":
+        payload = header
+    elif name == "unknown-type":
+        payload = bytes((7,)) + header[1:]
+    elif name == "reply-to-ha":
+        payload = encode(RegistrationReply(0, request.lifetime, request.home_address,
+                                           request.home_agent, ident, signed), keys)
+    elif name == "auth-spi-only":
+        payload = encode(request) + bytes((32, 4)) + run.spi.to_bytes(4, "big")
+    elif name in before:
+        request.extensions += [before[name]] + signed
+        payload = encode(request, keys)
+    else:
+        request.extensions += signed
+        payload = encode(request, keys) + after[name]
+    return payload, ident, desc, allowed

@@ -18,7 +18,7 @@ from conformance.suite.steps.context import (
     REPLY, REQUEST, Absent, CaseRun, answers, udp_payload, udp_source,
 )
 from conformance.suite.steps.messages import (
-    ROBUSTNESS_KINDS, extensions, malformed, well_formed,
+    FRAMING_VARIANTS, ROBUSTNESS_KINDS, extensions, framing_variant, malformed, well_formed,
 )
 
 # A valid, correctly signed registration from a configured MN must be accepted (RFC 3344
@@ -145,24 +145,29 @@ def expect_reply(run: CaseRun, step: Step) -> None:
     run.run_checks(step, message, spec.get("checks"))
 
 
-@step("robustness", subject=None, count=int)
+@step("robustness", subject=None, count=int, variant=str)
 def robustness(run: CaseRun, step: Step) -> None:
-    """Seeded malformed type-152 extensions; the device answers as RFC 3344 requires or
+    """Seeded malformed type-152 extensions (or, with `variant:`, one named damage to the
+    message's framing, messages.FRAMING_VARIANTS); the device answers as RFC 3344 requires or
     drops, never accepts what it must not, and stays alive. Each variant is judged only on the
     reply that answers it (by identification), on the device's own link."""
-    count = int(step.spec.get("count", 10))
+    variant = run.resolve(step.spec.get("variant", ""))
+    if variant and variant not in FRAMING_VARIANTS:
+        raise run.error(step, f"variant: {variant!r}; expected one of {sorted(FRAMING_VARIANTS)}")
+    count = 1 if variant else int(step.spec.get("count", 10))
     timeout = run.timeout(step, "reply_timeout")
     colocated = run.case.topology == "colocated"
     src = run.vars["coa"] if colocated else run.vars["hoa"]
     dst = run.vars["ha"] if colocated else run.vars["fa"]
     for i in range(count):
-        kind = ROBUSTNESS_KINDS[i % len(ROBUSTNESS_KINDS)]
-        payload, ident, desc, allowed = malformed(run, kind, run.rng)
+        kind = variant or ROBUSTNESS_KINDS[i % len(ROBUSTNESS_KINDS)]
+        payload, ident, desc, allowed = framing_variant(run, variant) if variant else \
+            malformed(run, kind, run.rng)
         run.mark_all()
         run.session.agent_for("mn").send_udp(src, dst, payload)
         sent = {"identification": ident, "marks": dict(run.marks)}
         run.note("suite (MN)", "DUT (HA)" if colocated else "FA", f"variant {i + 1}: {desc}")
-        wait = timeout if allowed & {"accept", "accept-prefix", "accept-once"} else \
+        wait = timeout if allowed & {"accept", "accept-prefix", "accept-once", "code 131"} else \
             float(run.vars["negative_timeout"]) + 0.5
         packet = run.reply_from_device(sent, wait)
         name = f"variant {i + 1}: {desc}"

@@ -116,7 +116,8 @@ def expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
 
 
 @step("send_tunnelled", inner=str, inner_src=str, outer_src=Address4, double=bool, hop_limit=int,
-      target=str, group=str, encapsulation=str, variant=str, rapid_commit=bool)
+      target=str, group=str, second_group=str, encapsulation=str, variant=str,
+      rapid_commit=bool)
 def send_tunnelled(run: CaseRun, step: Step) -> None:
     """The suite as MN tunnels an IPv6 packet to the HA under test (IP-in-IP, GRE with
     `encapsulation: gre`, or with `encapsulation: udp` as an RFC 3519 Mobile Tunnel Data
