@@ -39,11 +39,29 @@ def test_an_ipv6_packet_above_the_mtu_leaves_in_fragments_that_rebuild_it():
     assert rebuilt == packet[40:] and fragments6(packet, 1500, 7) == [packet]
 
 
-def test_an_engine_that_raises_is_a_crashed_device_and_the_case_an_error(monkeypatch):
+def test_an_engine_that_raises_on_the_cases_request_is_a_crashed_device_and_a_fail(monkeypatch):
+    """The device died answering what the case sent and the wire shows it (no reply): its
+    FAIL, with the crash in the message and its last log lines in the evidence."""
     def explode(self, *args):
         raise ZeroDivisionError("planted")
     monkeypatch.setattr(HomeAgent, "receive_udp", explode)
     record = run_in_memory([CASES["HA-3.3-001"]])[0]
+    assert record["verdict"] == "FAIL"
+    assert "died" in record["message"] and "planted" in record["evidence"]["device_crash"]
+
+
+def test_a_crash_no_check_shows_is_an_error(monkeypatch):
+    """Died after every check passed: nothing on the wire ties it to the case, an ERROR."""
+    from conformance.adapters.memory import MemoryDevice
+
+    original = MemoryDevice.ensure_running
+
+    def died_once_registered(self):
+        if self.node is not None and getattr(self.node.engine, "bindings", None):
+            return {"time": 0.0, "last_log": ["ZeroDivisionError: planted"]}
+        return original(self)
+    monkeypatch.setattr(MemoryDevice, "ensure_running", died_once_registered)
+    record = run_in_memory([CASES["HA-3344-008[maximum]"]])[0]
     assert record["verdict"] == "ERROR"
     assert "died" in record["message"] and "planted" in record["message"]
 

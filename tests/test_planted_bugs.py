@@ -246,6 +246,112 @@ def any_security_association_of_the_ha_will_do(monkeypatch):
     _wrap(monkeypatch, HomeAgent, "_registration", make)
 
 
+def visitor_for_any_reply_with_lifetime(monkeypatch):
+    """The FA keys the visitor entry on the reply's lifetime alone: a denial that carries a
+    non-zero lifetime makes a visitor."""
+    def make(original):
+        def reply(self, payload, reply, src, now):
+            out = original(self, payload, reply, src, now)
+            if reply.code > 1 and reply.lifetime > 0 and self.visitors.get(
+                    reply.home_address) is None and out and isinstance(out[0], Event):
+                from conformance.nodes.fa import Visitor
+                self.visitors[reply.home_address] = Visitor(
+                    reply.home_address, reply.home_agent, "192.0.2.1", 434,
+                    now + reply.lifetime, False, "ipip")
+            return out
+        return reply
+    _wrap(monkeypatch, ForeignAgent, "_reply", make)
+
+
+def visitors_never_expire(monkeypatch):
+    """The FA's timer handles pending requests only; visitor entries outlive their lifetime."""
+    def make(original):
+        def handle_timer(self, now):
+            kept = dict(self.visitors)
+            out = original(self, now)
+            self.visitors.update(kept)
+            return [a for a in out if not (isinstance(a, Event) and a.name == "visitor-removed")]
+        return handle_timer
+    _wrap(monkeypatch, ForeignAgent, "handle_timer", make)
+
+
+def unanswered_requests_forgotten(monkeypatch):
+    """The FA drops a pending request at its timeout without telling the MN."""
+    def make(original):
+        def handle_timer(self, now):
+            return [a for a in original(self, now) if isinstance(a, Event)]
+        return handle_timer
+    _wrap(monkeypatch, ForeignAgent, "handle_timer", make)
+
+
+def empty_payload_crashes(monkeypatch):
+    """The HA reads the message type before checking there is one."""
+    def make(original):
+        def receive_udp(self, payload, src, sport, now):
+            payload[0]  # IndexError on an empty datagram
+            return original(self, payload, src, sport, now)
+        return receive_udp
+    _wrap(monkeypatch, HomeAgent, "receive_udp", make)
+
+
+def header_only_request_dropped(monkeypatch):
+    """The HA takes a request with no extension for a truncated one and drops it."""
+    def make(original):
+        def receive_udp(self, payload, src, sport, now):
+            if len(payload) <= 24:
+                return []
+            return original(self, payload, src, sport, now)
+        return receive_udp
+    _wrap(monkeypatch, HomeAgent, "receive_udp", make)
+
+
+def mld_records_walked_without_sources(monkeypatch):
+    """The HA steps over each MLDv2 record as if it had no source and no auxiliary data."""
+    import struct
+
+    from conformance.codec import mld
+
+    def parse(icmp):
+        if not icmp or icmp[0] != mld.MLDV2_REPORT:
+            return original(icmp)
+        count = struct.unpack_from("!H", icmp, 6)[0]
+        joined, left, off = set(), set(), 8
+        for _ in range(count):
+            if off + 20 > len(icmp):
+                break
+            joined.add(bytes(icmp[off + 4:off + 20]))
+            off += 20
+        return joined, left
+    original = mld.parse_mld
+    import conformance.nodes.ha as ha_module
+    monkeypatch.setattr(ha_module, "parse_mld", parse)
+
+
+def mld_report_hop_limit_64(monkeypatch):
+    """The MN sends its MLDv2 report with the default hop limit, not 1."""
+    import conformance.nodes.mn as mn_module
+    from conformance.codec import mld
+
+    def report(src, joins=(), leaves=()):
+        packet = bytearray(mld.mldv2_report(src, joins, leaves))
+        packet[7] = 64
+        return bytes(packet)
+    monkeypatch.setattr(mn_module, "mldv2_report", report)
+
+
+def wrong_ipv4_header_checksum(monkeypatch):
+    """The HA's raw-socket writer leaves the IPv4 Header Checksum at zero."""
+    import conformance.adapters.memory_net as net
+
+    original = net.ipv4_packet
+
+    def packet(*args, **kwargs):
+        raw = bytearray(original(*args, **kwargs))
+        raw[10:12] = bytes(2)
+        return bytes(raw)
+    monkeypatch.setattr(net, "ipv4_packet", packet)
+
+
 PLANTED = [
     ("HA-3344-009[another-mns-association]", any_security_association_of_the_ha_will_do,
      "RFC3344-3.8.2.1-01"),
@@ -268,6 +374,14 @@ PLANTED = [
     ("FA-3344-004", lifetime_clamped_and_relayed, "RFC3344-3.7.2-01"),
     ("FA-3344-005[minimal-encapsulation]", unsupported_flag_cleared_and_relayed,
      "RFC3344-3.7.2-01"),
+    ("FA-3344-007", visitor_for_any_reply_with_lifetime, "RFC3344-3.7.3.2-01"),
+    ("FA-3344-008", visitors_never_expire, "RFC3344-3.7.1-01"),
+    ("FA-3344-009", unanswered_requests_forgotten, "RFC3344-3.7.1-02"),
+    ("HA-3344-010[empty]", empty_payload_crashes, "RFC5454-3.3-01"),
+    ("HA-3344-010[header-only]", header_only_request_dropped, "RFC3344-3.8.2.1-01"),
+    ("HA-3.3.3-004", mld_records_walked_without_sources, "RFC3775-10.4.3-01"),
+    ("MN-3.3.3-001", mld_report_hop_limit_64, "RFC3810-5.2-01"),
+    ("HA-3344-001", wrong_ipv4_header_checksum, "RFC791-3.1-01"),
 ]
 
 

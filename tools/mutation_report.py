@@ -219,17 +219,23 @@ def _constructor_change(a: list[str], b: list[str], first: int, last: int):
     ca = _call_spanning(ta, first + 1, last, _is_constructor)
     cb = _call_spanning(tb, first + 1, last, _is_constructor)
     if ca is None or cb is None or ast.dump(ca.func) != ast.dump(cb.func) or \
-            len(ca.args) != len(cb.args) or \
+            len(cb.args) not in (len(ca.args), len(ca.args) - 1) or \
             [k.arg for k in ca.keywords] != [k.arg for k in cb.keywords]:
         return None
     fields = MESSAGE_FIELDS.get(ca.func.id)
-    if fields is None:
+    if fields is None or len(ca.args) > len(fields):
         return None
     changed = set()
+    if len(cb.args) < len(ca.args):
+        # An argument dropped: every later field shifts one place and the last takes its
+        # default. A required field left unfilled is a TypeError, which the device shows.
+        if len(cb.args) < REQUIRED_FIELDS.get(ca.func.id, len(fields)):
+            return None
+        first_diff = next((i for i, (x, y) in enumerate(zip(ca.args, cb.args))
+                           if ast.dump(x) != ast.dump(y)), len(cb.args))
+        return ca.func.id, frozenset(fields[first_diff:len(ca.args)])
     for i, (x, y) in enumerate(zip(ca.args, cb.args)):
         if ast.dump(x) != ast.dump(y):
-            if i >= len(fields):
-                return None
             changed.add(fields[i])
     for x, y in zip(ca.keywords, cb.keywords):
         if ast.dump(x.value) != ast.dump(y.value):
@@ -273,8 +279,9 @@ def _unused_argument_change(rel: str, a: list[str], b: list[str], first: int, la
     return f"{ca.func.attr}({', '.join(params[i][0] for i in changed)})"
 
 
-def _message_fields(root: Path = ROOT) -> dict[str, list[str]]:
-    """Each codec dataclass's fields in constructor order (those with init=False left out)."""
+def _message_fields(root: Path = ROOT, required: dict | None = None) -> dict[str, list[str]]:
+    """Each codec dataclass's fields in constructor order (those with init=False left out);
+    `required` gets how many of them have no default."""
     out = {}
     for path in (root / "conformance" / "codec").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -289,8 +296,13 @@ def _message_fields(root: Path = ROOT) -> dict[str, list[str]]:
                             for k in value.keywords):
                         continue
                     names.append(item.target.id)
+                    if value is None and required is not None and \
+                            required.get(node.name, 0) == len(names) - 1:
+                        required[node.name] = len(names)
             if names:
                 out[node.name] = names
+                if required is not None:
+                    required.setdefault(node.name, 0)
     return out
 
 
@@ -313,7 +325,33 @@ def device_reads(root: Path = ROOT) -> set[str]:
     return attrs
 
 
-MESSAGE_FIELDS = _message_fields()
+REQUIRED_FIELDS: dict[str, int] = {}
+MESSAGE_FIELDS = _message_fields(required=REQUIRED_FIELDS)
+
+
+def _offset_readers(root: Path = ROOT) -> set[str]:
+    """The names through which the device's code reads a decoded `.offset`."""
+    reachable = device_reachable(root)
+    names = set()
+    paths = [p for pattern in DEVICE_CODE for p in root.glob(pattern)]
+    for path in paths + list((root / "conformance" / "codec").glob("*.py")):
+        if path.name in ("encode.py", "render.py", "errors.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if "/codec/" in str(path) and isinstance(node, ast.FunctionDef) and \
+                    node.name.lstrip("_") not in reachable:
+                continue
+            if isinstance(node, ast.Attribute) and node.attr == "offset":
+                names.add(getattr(node.value, "id", "?"))
+    return names
+
+
+# The device reads a decoded extension's offset only to find what an authenticator covers
+# (auth.py, the HA's own check) and a decoding error's offset only to log it: an `offset`
+# given to any other extension never changes what it does. Checked against the code each
+# run: a read through another name turns the rule off.
+OFFSET_ONLY_ON = frozenset({"AuthExtension"}) \
+    if _offset_readers() <= {"auth", "ext", "err", "exc"} else None
 
 
 def _error_arity(body: list[str], first: int, last: int) -> int | None:
@@ -492,6 +530,9 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
             f"for {m.kind_branch}, which no device code builds (only the suite's messages " \
             "carry it)"
         return
+    if reads is not None and m.built_fields and OFFSET_ONLY_ON is not None and \
+            m.built_fields[0] not in OFFSET_ONLY_ON:
+        reads = reads - {"offset"}
     if reads is not None and m.built_fields and "/codec/" in m.file and \
             not m.built_fields[1] & reads:
         m.kind, m.reason = "unobservable", "not observable on the wire: the decoder fills " \

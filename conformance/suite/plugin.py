@@ -344,8 +344,18 @@ def execute(state: RunState, case) -> CaseRecord:
                     (evidence_dir / "device.log").write_text(log)
                     record.evidence["device_log"] = str(evidence_dir / "device.log")
         dut = session.dut(case.role)
+        crashed = None
         if dut is not None:
-            dut.check_alive()  # died during the case: an ERROR with its last log lines
+            try:
+                dut.check_alive()
+            except DeviceCrashed as exc:
+                # Died during the case. Once the device stopped doing what the case checked
+                # (a failed check on the wire), the crash is the evidence of that FAIL;
+                # otherwise nothing ties it to the case: an ERROR with its last log lines.
+                if not any(r.ok is False for r in run.results):
+                    raise
+                crashed = exc
+                record.evidence["device_crash"] = "\n".join(exc.last_log[-10:])
         if not run.results:
             raise SuiteError("the case recorded no check: it judged nothing",
                              file=case.file, case=case.id, line=case.line)
@@ -353,6 +363,8 @@ def execute(state: RunState, case) -> CaseRecord:
         failed = [r for r in run.results if r.ok is not True]
         record.message = _failure_message(run, failed) if failed else \
             f"{len(run.results)} check(s) passed"
+        if crashed is not None:
+            record.message += f"; the device {crashed} (last log lines in the evidence)"
         sig = signature(run.results)
         record.signature = sig
         record.verdict = state.expected.apply(case.id, verdict, sig).value

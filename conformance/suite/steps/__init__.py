@@ -15,6 +15,7 @@ def run_case(run: CaseRun, on_step=None) -> None:
     dut = run.session.dut(run.case.role)
     run.vars["_log_mark"] = dut.log_mark() if dut else 0
     for step in run.case.steps:
+        run.step = step  # what the checks made while waiting for packets belong to
         try:
             if on_step:
                 with on_step(step):
@@ -34,6 +35,7 @@ def run_case(run: CaseRun, on_step=None) -> None:
             run.note("suite", "suite", f"steps from {step.index + 1} on not run: they need "
                      f"what the device failed to provide ({exc})")
             break
+    run.conclude_ipv4_headers()
 
 
 __all__ = ["CaseRun", "run_case"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from conformance.codec import DecodeError, decode
 from conformance.codec.ntp import ntp_time
-from conformance.codec.packets import parse_ipv4, text6, tunnel_link_local
+from conformance.codec.packets import checksum, parse_ipv4, text6, tunnel_link_local
 from conformance.errors import DeviceDidNotProvide, NotDelivered, SuiteError
 from conformance.suite.model import Step, TestCase
 from conformance.suite.registry import call_check
@@ -19,6 +19,24 @@ from conformance.suite.verdict import CheckResult
 # The link on which each role under test sends and receives its registration messages: a
 # verdict about the device rests on what is seen there, not behind a reference peer.
 DEVICE_LINK = {"ha": "transit", "mn": "foreign", "fa": "foreign"}
+# The addresses the device under test sends IPv4 from, per role (case variables).
+DEVICE_SOURCES = {"ha": ("ha",), "fa": ("fa",), "mn": ("hoa", "coa")}
+IPV4_HEADER_RULE = "RFC791-3.1-01"
+
+
+def ipv4_header_problems(packet: bytes) -> list[str]:
+    """What is wrong with an IPv4 header as a receiving host checks it (RFC 791 §3.1, RFC
+    1122 §3.2.1.1-3.2.1.2): version, header length, total length, header checksum."""
+    ihl = (packet[0] & 0x0F) * 4
+    total = int.from_bytes(packet[2:4], "big")
+    problems = []
+    if ihl < 20 or ihl > len(packet):
+        return [f"header length {ihl} bytes"]
+    if total < ihl or total > len(packet):
+        problems.append(f"Total Length {total} for {len(packet)} bytes captured")
+    if checksum(packet[:ihl]) != 0:
+        problems.append(f"Header Checksum {packet[10:12].hex()} is wrong")
+    return problems
 REQUEST, REPLY = 1, 3
 
 
@@ -84,6 +102,9 @@ class CaseRun:
     waited: float = 0.0
     seen_on_failure: list = field(default_factory=list)
     _ident: int = 0
+    _header_problems: set = field(default_factory=set)
+    _headers_judged: int = 0
+    step: Step | None = None  # the step running: checks made while waiting belong to it
     _payloads: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -219,9 +240,37 @@ class CaseRun:
                 since = seen["seq"]
                 if accept is None or accept(packet):
                     self.marks[link] = max(self.marks.get(link, 0), seen["seq"])
+                    self._judge_ipv4_header(packet)
                     return packet
         finally:
             self.waited += clock.monotonic() - start
+
+    def _judge_ipv4_header(self, packet: bytes) -> None:
+        """Every IPv4 packet the device sent that a step takes is judged on its header (RFC
+        791 §3.1): a receiving host drops a wrong checksum or length silently, so a reply with
+        one would pass as delivered on a capture. Recorded once per problem in a case."""
+        if len(packet) < 20 or packet[0] >> 4 != 4:
+            return
+        src = ".".join(str(b) for b in packet[12:16])
+        if src not in {str(self.vars.get(k)) for k in DEVICE_SOURCES[self.case.role]}:
+            return
+        problems = ipv4_header_problems(packet)
+        self._headers_judged += 1
+        for problem in problems:
+            if problem not in self._header_problems and self.step is not None:
+                self._header_problems.add(problem)
+                self.record(self.step, "IPv4 header of the device's packet", False,
+                            "version 4, IHL >= 5, Total Length within the packet, a correct "
+                            "Header Checksum", f"{problem} (from {src})",
+                            [IPV4_HEADER_RULE], packet[:40].hex())
+
+    def conclude_ipv4_headers(self) -> None:
+        """One passing result when every device packet the steps took had a sound header."""
+        if self._headers_judged and not self._header_problems and self.step is not None:
+            self.record(self.step, "IPv4 header of the device's packets", True,
+                        "version 4, IHL >= 5, Total Length within the packet, a correct "
+                        "Header Checksum", f"{self._headers_judged} packet(s) well-formed",
+                        [IPV4_HEADER_RULE])
 
     def device_link(self) -> str:
         return DEVICE_LINK[self.case.role]
