@@ -124,4 +124,5 @@ def run(args) -> int:
     bad = counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("XPASS", 0)
     if args.strict:
         bad += counts.get("NON-STRICT", 0)
-    return 1 if bad or code not in (0, 5) else 0
+    interrupted = bool(data["run"].get("interrupted"))
+    return 1 if bad or interrupted or code not in (0, 5) else 0

@@ -93,6 +93,7 @@ class RunState:
         self.selected: list[str] = []  # case ids, to list what an interrupted run left undone
         self.interrupted = False
         self.terminated: str | None = None  # set by SIGTERM: the lab is being taken away
+        self.sigint = False  # set by Ctrl-C (SIGINT), even if its KeyboardInterrupt is lost
         self.lab_lost_reason: str | None = None
 
     def lab_lost(self) -> str | None:
@@ -152,12 +153,20 @@ def _on_sigterm_finish_as_error(state: RunState) -> None:
                             f"cancelled")
     state.previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
 
+    def on_sigint(signum, frame):
+        state.sigint = True
+        raise KeyboardInterrupt
+    state.previous_sigint = signal.signal(signal.SIGINT, on_sigint)
+
 
 def pytest_unconfigure(config):
     state = config.stash.get(STATE, None)
     previous = getattr(state, "previous_sigterm", None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+    previous = getattr(state, "previous_sigint", None)
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _one_lab_per_worker(config) -> None:
@@ -243,6 +252,10 @@ class CaseItem(pytest.Item):
 
     def runtest(self):
         state = self.config.stash[STATE]
+        if state.sigint:
+            # A Ctrl-C whose KeyboardInterrupt was swallowed (it can land in a finaliser or
+            # a library's cleanup): the run still stops here, reported as interrupted.
+            raise KeyboardInterrupt
         if state.testbed is None:
             pytest.skip("no --testbed given: nothing to run the case against")
         self.record = record = execute(state, self.case)
@@ -467,7 +480,7 @@ def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
     if state is None:
         return
-    state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or state.sigint
     if state.session is not None:
         state.session.close()
     if state.worker:
