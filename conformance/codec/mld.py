@@ -51,17 +51,8 @@ def parse_mld(icmp: bytes) -> tuple[set[bytes], set[bytes]] | None:
 
 def mldv2_report(src: bytes, joins=(), leaves=()) -> bytes:
     """An MLDv2 report from link-local `src` to ff02::16, with a router-alert option."""
-    records = b"".join(struct.pack("!BBH", CHANGE_TO_EXCLUDE, 0, 0) + g for g in joins)
-    records += b"".join(struct.pack("!BBH", CHANGE_TO_INCLUDE, 0, 0) + g for g in leaves)
-    body = struct.pack("!HH", 0, len(joins) + len(leaves)) + records
-    from .packets import checksum6
-
-    raw = bytes((MLDV2_REPORT, 0, 0, 0)) + body
-    value = checksum6(src, ALL_MLDV2_ROUTERS, 58, raw)
-    raw = raw[:2] + value.to_bytes(2, "big") + raw[4:]
-    from .packets import IPv6
-
-    return IPv6(src, ALL_MLDV2_ROUTERS, 0, _ROUTER_ALERT_HBH + raw, hop_limit=1).to_bytes()
+    return mldv2_report_records(src, [(CHANGE_TO_EXCLUDE, g, [], b"") for g in joins] +
+                                [(CHANGE_TO_INCLUDE, g, [], b"") for g in leaves])
 
 
 def mldv2_report_records(src: bytes, records) -> bytes:

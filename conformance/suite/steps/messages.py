@@ -9,7 +9,8 @@ import random
 
 from conformance.codec import (
     AuthExtension, DSMIPUnknown, NAIExtension, PrefixReply, PrefixRequest, RawExtension,
-    RegistrationReply, RegistrationRequest, TunnelingMode, UDPTunnelReply, UDPTunnelRequest, encode, prefix_bytes,
+    RegistrationReply, RegistrationRequest, TunnelingMode, UDPTunnelReply, UDPTunnelRequest,
+    encode, prefix_bytes,
 )
 from conformance.codec import dhcpv6 as dh
 from conformance.codec.mld import (
@@ -253,6 +254,16 @@ def damaged_tunnel_payload(run, variant: str) -> tuple[int | str, bytes]:
     return damage[variant]
 
 
+def mn_request(run, ident: int, extensions: list) -> RegistrationRequest:
+    """The request the MN the suite plays sends for the case's home address: via the FA, or
+    straight to the HA with D set from the co-located care-of address."""
+    colocated = run.case.topology == "colocated"
+    return RegistrationRequest(RegistrationRequest.flags_of("D" if colocated else ""),
+                               int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
+                               run.vars["coa"] if colocated else run.vars["fa"], ident,
+                               list(extensions))
+
+
 ROBUSTNESS_KINDS = ("wrong-length", "unknown-subtype", "prefix-length", "stray-bits",
                     "truncated", "repeated", "after-auth")
 
@@ -305,11 +316,7 @@ def malformed(run, kind: str, rng: random.Random):
         desc, ok = "prefix request after the MN-HA authentication extension", \
             {"134", "drop", "accept"}
     ident = run.next_identification()
-    request = RegistrationRequest(0, int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
-                                  run.vars["coa"] if run.case.topology == "colocated"
-                                  else run.vars["fa"], ident, exts + [auth])
-    if run.case.topology == "colocated":
-        request.flags = RegistrationRequest.flags_of("D")
+    request = mn_request(run, ident, exts + [auth])
     if tail:
         request.extensions = exts + [tail, auth]
     payload = encode(request, {32: run.key})
@@ -351,14 +358,9 @@ def framing_variant(run, name: str):
     entry, sent as the MN registering with the HA under test."""
     desc, allowed = FRAMING_VARIANTS[name]
     ident = run.next_identification()
-    colocated = run.case.topology == "colocated"
-    request = RegistrationRequest(RegistrationRequest.flags_of("D" if colocated else ""),
-                                  int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
-                                  run.vars["coa"] if colocated else run.vars["fa"], ident,
-                                  [PrefixRequest.of("2001:db8:10:1::/64")])
+    request = mn_request(run, ident, [PrefixRequest.of("2001:db8:10:1::/64")])
     signed = [AuthExtension(32, run.spi)]
-    header = encode(RegistrationRequest(request.flags, request.lifetime, request.home_address,
-                                        request.home_agent, request.care_of_address, ident, []))
+    header = encode(request)[:24]  # the fixed part alone
     keys = {32: run.key}
     before = {"dsmip-length-0": bytes((152, 0)),
               "tunneling-mode-length-3": bytes((152, 3, 3, 0, 0)),

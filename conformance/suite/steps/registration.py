@@ -18,7 +18,8 @@ from conformance.suite.steps.context import (
     REPLY, REQUEST, Absent, CaseRun, answers, udp_payload, udp_source,
 )
 from conformance.suite.steps.messages import (
-    FRAMING_VARIANTS, ROBUSTNESS_KINDS, extensions, framing_variant, malformed, well_formed,
+    FRAMING_VARIANTS, ROBUSTNESS_KINDS, extensions, framing_variant, malformed, mn_request,
+    well_formed,
 )
 
 # A valid, correctly signed registration from a configured MN must be accepted (RFC 3344
@@ -216,13 +217,9 @@ def _outcome(kind: str, packet):
 
 
 def _still_alive(run: CaseRun, step: Step, timeout: float, src: str, dst: str) -> None:
-    colocated = run.case.topology == "colocated"
     ident = run.next_identification()
-    request = RegistrationRequest(RegistrationRequest.flags_of("D" if colocated else ""),
-                                  int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
-                                  run.vars["coa"] if colocated else run.vars["fa"], ident,
-                                  [PrefixRequest.of("2001:db8:10:1::/64"),
-                                   AuthExtension(32, run.spi)])
+    request = mn_request(run, ident, [PrefixRequest.of("2001:db8:10:1::/64"),
+                                      AuthExtension(32, run.spi)])
     run.mark_all()
     run.session.agent_for("mn").send_udp(src, dst, encode(request, {32: run.key}))
     sent = {"identification": ident, "marks": dict(run.marks)}
