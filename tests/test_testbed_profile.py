@@ -29,15 +29,15 @@ def test_secrets_come_from_the_environment_and_never_show(monkeypatch):
 
 
 @pytest.mark.parametrize("old,new,where,what", [
-    ("port: 22, user: lab", "port: 70000, user: lab", "hosts.mn.management.port", "1-65535"),
-    ("roles: [fa]", "roles: [router]", "hosts.fa.roles", "expected a list"),
+    ("port: 22, user: lab", "port: 70000, user: lab", "hosts.mn.management.port", "less than or equal to 65535"),
+    ("roles: [fa]", "roles: [router]", "hosts.fa.roles[0]", "'mn', 'fa', 'ha', 'cn' or 'dut'"),
     ("address: 192.0.2.23", "address: not-an-ip", "hosts.ha.management.address",
      "expected an IP address"),
     ("eth1: {addresses: [203.0.113.65/26]", "eth1: {addresses: [203.0.113.650/26]",
-     "hosts.fa.interfaces.eth1.addresses[0]", "ADDRESS/LENGTH"),
+     "hosts.fa.interfaces.eth1.addresses", "ADDRESS/LENGTH"),
     ("transit: [fa:eth2, ha:eth1]", "transit: [fa:eth9, ha:eth1]", "links.transit[0]",
      "no interface"),
-    ("reply_timeout: 3.0", "reply_timeout: -1", "testbed.pixit.reply_timeout", "positive"),
+    ("reply_timeout: 3.0", "reply_timeout: -1", "testbed.pixit.reply_timeout", "greater than 0"),
     ("    workdir: /var/tmp/dsmip4\n", "    workdir: /var/tmp/dsmip4\n    colour: blue\n",
      "hosts.mn.colour", "unknown key"),
     ("known_hosts: keys/known_hosts, passphrase_env", "passphrase_env",

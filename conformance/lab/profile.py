@@ -4,34 +4,18 @@ observe one device in one role, and which optional features (PICS) it claims."""
 from __future__ import annotations
 
 import functools
-
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-from conformance.yamlfile import YamlError, line_of, load_yaml
+from conformance.lab.profile_model import PICS, ROLES, MobileNode, ProfileModel
+from conformance.schema import validate
+from conformance.yamlfile import LineDict, YamlError, line_of, load_yaml
 
-PICS = {
-    "explicit-mode": "registers IPv6 prefixes with prefix request extensions (RFC 5454 §3.1)",
-    "implicit-mode": "binds configured prefixes without extensions (§1.4)",
-    "tunneling-mode-request": "MN: sends the tunnelling mode extension when co-located (§3.1)",
-    "tunneling-mode-honoured": "HA: tunnels to the co-located CoA when asked (§3.3.2 case 2)",
-    "tunneling-mode-ignored": "HA: ignores the tunnelling mode extension (§3.3.2 MAY)",
-    "colocated-coa": "MN: registers from a co-located care-of address",
-    "gre": "GRE encapsulation (RFC 3344 G bit)",
-    "udp-tunnelling": "RFC 3519 UDP tunnelling (§3.9)",
-    "dynamic-delegation": "DHCPv6 prefix delegation over the HoA tunnel (§3.7.1)",
-    "mld": "MLD over the HoA tunnel and multicast forwarding (§3.3.2, §3.3.3)",
-    "dynamic-tunnel-mtu": "the dynamic tunnel MTU method of RFC 4213 §3.2 (OPTIONAL)",
-    "reverse-tunnel": "FA: reverse tunnelling (RFC 3024)",
-    "fa-registration-timeout": "FA: denies with code 78 a relayed request the HA never "
-                               "answers (RFC 3344 §3.7.1)",
-    "fa-ha-authentication": "FA: a mobility security association with the HA; Foreign-Home "
-                            "Authentication extensions (RFC 3344 §3.5.4)",
-}
-ROLES = ("mn", "fa", "ha")
-
+__all__ = ["PICS", "ROLES", "Profile", "ProfileError", "StateParseError", "StateReader",
+           "load_profile", "reference_profile"]
 
 class ProfileError(YamlError):
     pass
@@ -48,8 +32,18 @@ class StateReader:
     path: str | None = None  # json: the key holding the list
     pattern: str | None = None  # regex: one named-group pattern per row
     empty: str | None = None  # regex: text that means "no rows"
+    rows: dict[str, str] | None = None  # the row schema: field -> type
 
     def parse(self, text: str) -> list[dict]:
+        table = self._parse(text)
+        for i, row in enumerate(table):
+            problem = row_problem(row, self.rows) if self.rows else None
+            if problem:
+                raise StateParseError(f"row {i + 1} does not match the table's row schema: "
+                                      f"{problem}: {row!r}"[:400])
+        return table
+
+    def _parse(self, text: str) -> list[dict]:
         if self.format == "json":
             import json
 
@@ -75,6 +69,37 @@ class StateReader:
         raise StateParseError(f"no row matched and no empty-table marker: {text[:200]!r}")
 
 
+def _is(kind: str, value) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return not isinstance(value, bool) and (isinstance(value, int) or (
+            isinstance(value, str) and value.strip().lstrip("-").isdigit()))
+    if kind == "bool":
+        return isinstance(value, bool) or str(value).lower() in ("true", "false", "yes", "no")
+    if kind == "list":
+        return isinstance(value, list)
+    parse = {"ipv4": ipaddress.IPv4Address, "ipv6": ipaddress.IPv6Address,
+             "prefix": lambda v: ipaddress.ip_network(v, strict=False)}[kind]
+    try:
+        parse(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def row_problem(row, schema: dict[str, str]) -> str | None:
+    """What is wrong with one parsed state row against its declared schema, or None."""
+    if not isinstance(row, dict):
+        return "not a mapping"
+    for name, kind in schema.items():
+        if name not in row:
+            return f"no field {name!r}"
+        if row[name] is not None and not _is(kind, row[name]):
+            return f"field {name!r} is not {kind}"
+    return None
+
+
 @dataclass
 class Profile:
     path: str
@@ -95,6 +120,22 @@ class Profile:
     parameters: dict = field(default_factory=dict)
     identity: dict = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
+    mobile_nodes: dict[str, MobileNode] = field(default_factory=dict)
+    registration_flags: str = ""
+    files: list = field(default_factory=list)  # CopiedFile: copied before install
+
+    @property
+    def profile_dir(self) -> str:
+        return str(Path(self.path).resolve().parent)
+
+    def template_vars(self) -> dict:
+        """What $name may name in the profile's commands and templates: the PIXIT (mn1_spi,
+        mn2_home_address, ..., registration_flags), profile_dir, then the parameters."""
+        out = {"profile_dir": self.profile_dir, "registration_flags": self.registration_flags}
+        for name, mn in self.mobile_nodes.items():
+            out.update({f"{name}_home_address": mn.home_address, f"{name}_spi": mn.spi,
+                        f"{name}_key": mn.key, f"{name}_algorithm": mn.algorithm})
+        return {**out, **self.parameters}
 
     def claims(self, feature: str) -> bool:
         """Whether the PICS claims `feature`; `!feature` asks that it does not."""
@@ -107,7 +148,7 @@ class Profile:
 
     def render(self, text: str, params: dict) -> str:
         try:
-            return Template(text).substitute({**self.parameters, **params})
+            return Template(text).substitute({**self.template_vars(), **params})
         except KeyError as exc:
             raise ProfileError(self.path, "template", f"parameter ${exc.args[0]} is not "
                                f"defined (give it under parameters)") from exc
@@ -117,96 +158,75 @@ class Profile:
                 **self.identity}
 
 
-_KEYS = {"profile", "role", "host", "install", "config", "start", "stop", "reset", "health",
-         "state", "logs", "pics", "parameters", "faults", "extends"}
 # Under `extends`, these mappings merge key by key with the base; any other key replaces it.
-_MERGED = ("profile", "pics", "parameters")
+_MERGED = ("profile", "pics", "parameters", "pixit")
 
 
-def _load_data(path: Path, chain: tuple = ()) -> dict:
-    """The profile's mapping with its `extends` chain resolved: a device with a configuration
-    variant (another PICS set) names its base profile and overrides what differs."""
+def _merge(base: dict, over: dict) -> LineDict:
+    """`over` on top of `base`, keeping where each key was written (for error positions)."""
+    out = LineDict({**base, **over})
+    out.line = getattr(over, "line", None)
+    out.keys_at = {**(getattr(base, "keys_at", None) or {}),
+                   **(getattr(over, "keys_at", None) or {})}
+    out.values_at = {**(getattr(base, "values_at", None) or {}),
+                     **(getattr(over, "values_at", None) or {})}
+    return out
+
+
+def _load_data(path: Path, chain: tuple = ()) -> tuple[dict, dict]:
+    """The profile's mapping with its `extends` chain resolved (a device with a configuration
+    variant names its base profile and overrides what differs), and the file each top-level
+    key came from."""
     data = load_yaml(path, ProfileError)
-    if not isinstance(data, dict) or "extends" not in data:
-        return data
-    base_path = (path.parent / str(data["extends"])).resolve()
-    if base_path in chain or base_path == path.resolve():
-        raise ProfileError(path, "extends", f"circular: {base_path} extends itself",
+    if not isinstance(data, dict):
+        raise ProfileError(path, "$", "expected a mapping (profile:, role:, host:, start:, ...)",
                            line_of(data))
+    sources = {key: path for key in data}
+    if "extends" not in data:
+        return data, sources
+    base_path = (path.parent / str(data["extends"])).resolve()
+    line = (data.values_at or {}).get("extends", (None, None))
+    if base_path in chain or base_path == path.resolve():
+        raise ProfileError(path, "extends", f"circular: {base_path} extends itself", *line)
     if not base_path.is_file():
-        raise ProfileError(path, "extends", f"no such profile: {base_path}", line_of(data))
-    base = _load_data(base_path, chain + (path.resolve(),))
-    if not isinstance(base, dict):
-        raise ProfileError(base_path, "$", "expected a mapping")
-    merged = dict(base)
+        raise ProfileError(path, "extends", f"no such profile: {base_path}", *line,
+                           hint="give the base profile's path, relative to this file")
+    base, base_sources = _load_data(base_path, chain + (path.resolve(),))
+    merged = _merge(base, data)
+    del merged["extends"]
     for key, value in data.items():
-        if key == "extends":
-            continue
         if key in _MERGED and isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = {**base[key], **value}
-        else:
-            merged[key] = value
-    return merged
+            merged[key] = _merge(base[key], value)
+    return merged, {**base_sources, **{k: path for k in data if k != "extends"}}
 
 
 def load_profile(path: str | Path) -> Profile:
+    """A profile file, checked against its schema (schemas/profile.schema.json): the first
+    problem is a ProfileError with file, line, column and a fix hint."""
     path = Path(path)
-    data = _load_data(path)
-
-    def fail(where, message, node=data):
-        raise ProfileError(path, where, message, line_of(node))
-
-    if not isinstance(data, dict):
-        fail("$", "expected a mapping")
-    for key in data:
-        if key not in _KEYS:
-            fail(key, f"unknown key; expected one of {sorted(_KEYS)}")
-    for key in ("profile", "role", "host", "start"):
-        if key not in data:
-            fail(key, "missing")
-    if data["role"] not in ROLES:
-        fail("role", f"{data['role']!r}; expected one of {list(ROLES)}")
-    meta = data["profile"]
-    if not isinstance(meta, dict) or "name" not in meta:
-        fail("profile.name", "missing")
-    pics = data.get("pics") or {}
-    for feature, value in pics.items():
-        if feature not in PICS:
-            fail(f"pics.{feature}", f"unknown PICS item; known: {sorted(PICS)}")
-        if not isinstance(value, bool):
-            fail(f"pics.{feature}", f"{value!r}: expected true or false")
-    state = {}
-    for name, spec in (data.get("state") or {}).items():
-        if not isinstance(spec, dict) or "command" not in spec:
-            fail(f"state.{name}.command", "missing")
-        fmt = spec.get("format", "json")
-        if fmt not in ("json", "regex"):
-            fail(f"state.{name}.format", f"{fmt!r}; expected json or regex")
-        if fmt == "regex":
-            if "pattern" not in spec:
-                fail(f"state.{name}.pattern", "missing for format regex")
-            try:
-                re.compile(spec["pattern"])
-            except re.error as exc:
-                fail(f"state.{name}.pattern", f"bad regular expression: {exc}")
-        state[name] = StateReader(spec["command"], fmt, spec.get("path"), spec.get("pattern"),
-                                  spec.get("empty"))
-    config = data.get("config") or {}
-    logs = data.get("logs") or {}
-    if logs.get("security_exception"):
-        try:
-            re.compile(logs["security_exception"])
-        except re.error as exc:
-            fail("logs.security_exception", f"bad regular expression: {exc}")
-    return Profile(path=str(path), name=str(meta["name"]), role=data["role"],
-                   host=str(data["host"]), start=data["start"], config_path=config.get("path"),
-                   config_template=config.get("template"), install=data.get("install"),
-                   stop=data.get("stop"), reset=data.get("reset"), health=data.get("health"),
-                   state=state, log_path=logs.get("path"),
-                   security_exception=logs.get("security_exception"), pics=pics,
-                   parameters=dict(data.get("parameters") or {}),
-                   identity={k: v for k, v in meta.items()}, faults=list(data.get("faults")
-                                                                         or []))
+    data, sources = _load_data(path)
+    try:
+        model = validate(ProfileModel, data, path, ProfileError)
+    except ProfileError as exc:
+        top = re.split(r"[.\[]", exc.yaml_path)[0]
+        where = sources.get(top, path)
+        if Path(where) != path:
+            raise ProfileError(where, exc.yaml_path, exc.message, exc.line, exc.column,
+                               exc.hint) from None
+        raise
+    state = {name: StateReader(spec.command, spec.format, spec.path, spec.pattern, spec.empty,
+                               spec.rows) for name, spec in model.state.items()}
+    logs = model.logs
+    return Profile(path=str(path), name=model.profile.name, role=model.role, host=model.host,
+                   start=model.start, config_path=model.config and model.config.path,
+                   config_template=model.config and model.config.template,
+                   install=model.install, stop=model.stop, reset=model.reset,
+                   health=model.health, state=state, log_path=logs and logs.path,
+                   security_exception=logs and logs.security_exception,
+                   pics=dict(model.pics), parameters=dict(model.parameters),
+                   identity=model.profile.model_dump(exclude_none=True),
+                   faults=list(model.faults), mobile_nodes=dict(model.pixit.mobile_nodes),
+                   registration_flags=model.pixit.registration_flags, files=list(model.files))
 
 
 REFERENCE_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"

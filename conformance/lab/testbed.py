@@ -8,12 +8,13 @@ named in the file, and `to_dict` never includes them.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.yamlfile import YamlError, line_of, load_yaml
+from conformance.lab.testbed_model import TestbedModel
+from conformance.schema import dotted, validate
+from conformance.yamlfile import YamlError, load_yaml, position
 
 ROLES = ("mn", "fa", "ha", "cn", "dut")
 DEFAULT_PIXIT = {"reply_timeout": 3.0, "negative_timeout": 1.0, "registration_lifetime": 60,
@@ -99,104 +100,49 @@ class Testbed:
                 "pixit": self.pixit}
 
 
-class _Check:
-    def __init__(self, path):
-        self.path = path
-
-    def fail(self, where: str, message: str, node=None):
-        raise TestbedError(self.path, where, message, line_of(node))
-
-    def mapping(self, node, where, required=(), optional=()):
-        if not isinstance(node, dict):
-            self.fail(where, f"expected a mapping, got {type(node).__name__}", node)
-        for key in required:
-            if key not in node:
-                self.fail(f"{where}.{key}", "missing", node)
-        allowed = set(required) | set(optional)
-        for key in node:
-            if key not in allowed:
-                self.fail(f"{where}.{key}", f"unknown key; expected one of {sorted(allowed)}",
-                          node)
-        return node
-
-
 def load_testbed(path: str | Path) -> Testbed:
+    """A testbed file, checked against its schema (schemas/testbed.schema.json), then against
+    itself: key files exist, links name real hosts and interfaces."""
     path = Path(path)
     data = load_yaml(path, TestbedError)
-    c = _Check(path)
-    c.mapping(data, "$", ("hosts",), ("testbed", "links", "builtin"))
-    meta = c.mapping(data.get("testbed") or {}, "testbed", (), ("name", "pixit"))
-    pixit = dict(DEFAULT_PIXIT)
-    for key, value in (meta.get("pixit") or {}).items():
-        if key not in DEFAULT_PIXIT:
-            c.fail(f"testbed.pixit.{key}", f"unknown PIXIT value; expected one of "
-                   f"{sorted(DEFAULT_PIXIT)}", meta)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            c.fail(f"testbed.pixit.{key}", f"{value!r}: expected a positive number", meta)
-        pixit[key] = value
-    hosts = {}
-    if not isinstance(data["hosts"], dict) or not data["hosts"]:
-        c.fail("hosts", "expected a non-empty mapping of host names", data)
+    model = validate(TestbedModel, data, path, TestbedError)
+
+    def fail(loc: tuple, message: str, hint: str | None = None):
+        raise TestbedError(path, dotted(loc), message,
+                           *position(data, loc), hint=hint)
     base = path.parent
-    for name, raw in data["hosts"].items():
-        where = f"hosts.{name}"
-        c.mapping(raw, where, ("management", "roles"), ("interfaces", "python", "workdir"))
-        m = c.mapping(raw["management"], f"{where}.management", ("address",),
-                      ("port", "user", "key_file", "known_hosts", "password_env",
-                       "passphrase_env"))
-        try:
-            ipaddress.ip_address(str(m["address"]))
-        except ValueError:
-            c.fail(f"{where}.management.address", f"{m['address']!r}: expected an IP address",
-                   m)
-        port = m.get("port", 22)
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            c.fail(f"{where}.management.port", f"{port!r}: expected a port number 1-65535", m)
+    hosts = {}
+    for name, raw in model.hosts.items():
+        m = raw.management
         for key in ("key_file", "known_hosts"):
-            if key in m and not (base / str(m[key])).exists():
-                c.fail(f"{where}.management.{key}", f"{m[key]!r}: no such file", m)
-        if "known_hosts" not in m:
-            c.fail(f"{where}.management.known_hosts",
-                   "missing: host keys are always checked, give the known_hosts file", m)
-        for key in ("password_env", "passphrase_env"):
-            if key in m and not isinstance(m[key], str):
-                c.fail(f"{where}.management.{key}", "expected the name of an environment "
-                       "variable", m)
-        roles = raw["roles"]
-        if not isinstance(roles, list) or any(r not in ROLES for r in roles):
-            c.fail(f"{where}.roles", f"{roles!r}: expected a list of {list(ROLES)}", raw)
-        interfaces = {}
-        for ifname, spec in (raw.get("interfaces") or {}).items():
-            iwhere = f"{where}.interfaces.{ifname}"
-            c.mapping(spec, iwhere, (), ("addresses", "link"))
-            addrs = spec.get("addresses", [])
-            for i, a in enumerate(addrs if isinstance(addrs, list) else [addrs]):
-                try:
-                    ipaddress.ip_interface(str(a))
-                except ValueError:
-                    c.fail(f"{iwhere}.addresses[{i}]", f"{a!r}: expected ADDRESS/LENGTH", spec)
-            interfaces[ifname] = Interface(ifname, [str(a) for a in addrs], spec.get("link"))
+            value = getattr(m, key)
+            if value is not None and not (base / value).exists():
+                fail(("hosts", name, "management", key), f"{value!r}: no such file",
+                     "paths are relative to the testbed file")
 
         def resolve(p):
             return str((base / str(p)).resolve()) if p else None
+        interfaces = {n: Interface(n, list(i.addresses), i.link)
+                      for n, i in raw.interfaces.items()}
         hosts[name] = HostSpec(name, Management(
-            str(m["address"]), port, str(m.get("user", "root")), resolve(m.get("key_file")),
-            resolve(m.get("known_hosts")), m.get("password_env"), m.get("passphrase_env")),
-            list(roles), interfaces, str(raw.get("python", "python3")),
-            str(raw.get("workdir", "/tmp/dsmip4")))
+            m.address, m.port, m.user, resolve(m.key_file), resolve(m.known_hosts),
+            m.password_env, m.passphrase_env), list(raw.roles), interfaces, raw.python,
+            raw.workdir)
     links = {}
-    for name, ends in (data.get("links") or {}).items():
-        if not isinstance(ends, list) or len(ends) < 2:
-            c.fail(f"links.{name}", "expected a list of at least two HOST:INTERFACE ends", data)
+    for name, ends in model.links.items():
+        if len(ends) < 2:
+            fail(("links", name), "expected a list of at least two HOST:INTERFACE ends")
         parsed = []
         for i, end in enumerate(ends):
-            host, _, ifname = str(end).partition(":")
+            host, _, ifname = end.partition(":")
             if host not in hosts:
-                c.fail(f"links.{name}[{i}]", f"{end!r}: no host {host!r} in hosts", data)
+                fail(("links", name, i), f"{end!r}: no host {host!r} in hosts",
+                     f"one of {sorted(hosts)}")
             if ifname not in hosts[host].interfaces:
-                c.fail(f"links.{name}[{i}]", f"{end!r}: host {host!r} has no interface "
-                       f"{ifname!r}", data)
+                fail(("links", name, i), f"{end!r}: host {host!r} has no interface "
+                     f"{ifname!r}", f"one of {sorted(hosts[host].interfaces)}")
             parsed.append((host, ifname))
         links[name] = parsed
-    return Testbed(str(path), str(meta.get("name", path.stem)), hosts, links, pixit,
-                   data.get("builtin"))
+    pixit = {**DEFAULT_PIXIT, **model.testbed.pixit.model_dump()}
+    return Testbed(str(path), model.testbed.name or path.stem, hosts, links, pixit,
+                   model.builtin)
