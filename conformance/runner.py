@@ -37,6 +37,20 @@ def _unknown_selection(args) -> str | None:
     return None
 
 
+def _check_files(args) -> None:
+    """Every file the run is given, read before anything starts: a mistake in one is a line
+    naming file, line and key (exit 2), never a traceback from inside the run."""
+    from conformance.lab.profile import load_profile
+    from conformance.lab.testbed import load_testbed
+    from conformance.suite.verdict import ExpectedFailures
+
+    for path in args.dut or []:
+        load_profile(path)
+    for path in args.testbed or []:
+        load_testbed(path)
+    ExpectedFailures.load(args.expected_failures)
+
+
 def run(args) -> int:
     import pytest
 
@@ -46,6 +60,7 @@ def run(args) -> int:
     args.role = [r.lower() for r in args.role or []]
     try:
         unknown = _unknown_selection(args)
+        _check_files(args)
     except YamlError as exc:
         print(f"dsmip4 run: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-import yaml
+from pydantic import Field, field_validator
+
+from conformance.schema import Strict, validate
+from conformance.yamlfile import YamlError, load_yaml
 
 
 class Verdict(str, Enum):
@@ -108,6 +111,30 @@ def rollup(verdicts: list[Verdict]) -> Verdict | None:
     return None
 
 
+class ExpectedFailuresError(YamlError):
+    pass
+
+
+class ExpectedFailure(Strict):
+    case: str = Field(description="the case id (or a table row's id)")
+    signature: str = Field(".*", description="regular expression over the failure signature "
+                                             "(check:requirement;...)")
+    reason: str | None = Field(None, description="why the device fails it (a ticket, say)")
+
+    @field_validator("signature")
+    @classmethod
+    def _regex(cls, value):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class ExpectedFailuresFile(Strict):
+    expected_failures: list[ExpectedFailure] = Field(default_factory=list)
+
+
 @dataclass
 class ExpectedFailures:
     """Per-device list of known failures: case id and a regex over the failure signature."""
@@ -119,11 +146,9 @@ class ExpectedFailures:
     def load(cls, path: str | Path | None) -> "ExpectedFailures":
         if not path:
             return cls()
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        entries = {}
-        for item in data.get("expected_failures", []):
-            entries[str(item["case"])] = str(item.get("signature", ".*"))
-        return cls(entries, str(path))
+        data = load_yaml(path, ExpectedFailuresError) or {}
+        model = validate(ExpectedFailuresFile, data, path, ExpectedFailuresError)
+        return cls({item.case: item.signature for item in model.expected_failures}, str(path))
 
     def apply(self, case_id: str, verdict: Verdict, sig: str) -> Verdict:
         pattern = self.entries.get(case_id)
