@@ -229,6 +229,7 @@ def _ha(path, r: _Reader, base) -> HAConfig:
         max_lifetime=r.get("max_lifetime", _int, 1800, _lifetime),
         replay_window=r.get("replay_window", float, 7.0, _positive),
         dsmip=r.get("dsmip", _bool, True), gre=r.get("gre", _bool, True),
+        ipip=r.get("ipip", _bool, True),
         udp_tunnelling=r.get("udp_tunnelling", _bool, True),
         udp_keepalive=r.get("udp_keepalive", _int, 110),
         honour_tunneling_mode=r.get("honour_tunneling_mode", _bool, True),

@@ -65,6 +65,7 @@ class HAConfig:
     replay_window: float = 7.0
     dsmip: bool = True  # False: a plain RFC 3344 HA that skips type 152 like any unknown
     gre: bool = True
+    ipip: bool = True  # False: a device that offers only GRE (it needs G on every request)
     udp_tunnelling: bool = True
     udp_keepalive: int = 110
     honour_tunneling_mode: bool = True
@@ -231,7 +232,8 @@ class HomeAgent:
         if problem:
             return self._reply(request, ReplyCode.HA_POORLY_FORMED_REQUEST, 0, src, sport,
                                entry, event_data={"reason": problem})
-        if request.flag("M") or (request.flag("G") and not cfg.gre):
+        if request.flag("M") or (request.flag("G") and not cfg.gre) or \
+                (not request.flag("G") and not cfg.ipip):
             return self._reply(request, ReplyCode.HA_REASON_UNSPECIFIED, 0, src, sport, entry,
                                event_data={"reason": "requested encapsulation unavailable"})
         self.last_identification[entry.home_address] = ident

@@ -290,9 +290,35 @@ def outer_header(ctx, packet, src: Address4 | None = None, dst: Address4 | None 
                  proto: int | None = None):
     want = _given(src=src, dst=dst, proto=proto)
     outer = parse_ipv4(packet)
-    got = {"src": outer.src, "dst": outer.dst, "proto": outer.proto}
+    asked_gre = "proto" in want and ctx.resolve(want["proto"]) == 47
+    got = {"src": outer.src, "dst": outer.dst,
+           "proto": outer.proto if asked_gre else _carried(ctx, outer)}
     bad = {k: got[k] for k, v in want.items() if got.get(k) != ctx.resolve(v)}
     return not bad, f"outer {ctx.resolve(want)}", f"outer {got}"
+
+
+def _gre_requested(ctx) -> bool:
+    """Whether the registration the tunnel follows asked for GRE (RFC 3344 §3.3, G bit)."""
+    sent = ctx.vars.get("request")
+    message = sent.get("message") if isinstance(sent, dict) else None
+    return bool(message is not None and message.flag("G"))
+
+
+def _gre_body(payload: bytes) -> bytes:
+    from conformance.codec.packets import parse_gre
+
+    return parse_gre(payload)[1]
+
+
+def _carried(ctx, outer) -> int:
+    """The protocol the outer IPv4 header carries; through GRE when the MN asked for GRE,
+    what the GRE header carries (41 for IPv6, 4 for IPv4), since GRE then is the tunnel."""
+    if outer.proto == 47 and _gre_requested(ctx):
+        from conformance.codec.packets import parse_gre
+
+        ethertype, _ = parse_gre(outer.payload)
+        return {0x86DD: 41, 0x0800: 4}.get(ethertype, 47)
+    return outer.proto
 
 
 @check("packet")
@@ -300,9 +326,9 @@ def middle_header(ctx, packet, src: Address4 | None = None, dst: Address4 | None
                   proto: int | None = None):
     want = _given(src=src, dst=dst, proto=proto)
     outer = parse_ipv4(packet)
-    if outer.proto != 4:
+    if _carried(ctx, outer) != 4:
         return False, f"IPv4-in-IPv4 around {ctx.resolve(want)}", f"outer protocol {outer.proto}"
-    middle = parse_ipv4(outer.payload)
+    middle = parse_ipv4(outer.payload if outer.proto == 4 else _gre_body(outer.payload))
     got = {"src": middle.src, "dst": middle.dst, "proto": middle.proto}
     bad = {k: got[k] for k, v in want.items() if got.get(k) != ctx.resolve(v)}
     return not bad, f"inner IPv4 {ctx.resolve(want)}", f"inner IPv4 {got}"

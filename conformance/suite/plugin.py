@@ -22,6 +22,7 @@ from conformance.lab.device import DeviceCrashed
 from conformance.lab.netns import lab_withdrawn
 from conformance.lab.profile import load_profile, reference_profile
 from conformance.lab.testbed import load_testbed
+from conformance.suite.applicability import missing
 from conformance.suite.model import CaseFileError, load_case_file
 from conformance.suite.record import CaseRecord
 from conformance.suite.session import Session
@@ -310,10 +311,11 @@ def execute(state: RunState, case) -> CaseRecord:
     evidence_dir.mkdir(parents=True, exist_ok=True)
     try:
         dut_profile = profile or reference_profile(case.role)
-        missing = [p for p in case.pics if not dut_profile.claims(p)]
-        if missing:
-            record.conclude(Verdict.NOT_APPLICABLE.value, f"the device's PICS "
-                          f"does not claim {', '.join(missing)}")
+        holder = dut_profile if case.role == "mn" else \
+            state.profiles.get("ha") or reference_profile("ha")
+        lacking = missing(case, dut_profile, holder)
+        if lacking:
+            record.conclude(Verdict.NOT_APPLICABLE.value, "; ".join(lacking))
             return record
         lost = state.lab_lost()
         if lost:

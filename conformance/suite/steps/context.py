@@ -109,17 +109,29 @@ class CaseRun:
 
     def __post_init__(self):
         pixit = self.session.testbed.pixit
+        # The mobility security associations come from the PIXIT of the profile that holds
+        # them: the HA's (the device's, or the reference peer's), or the MN's under test.
         profile = self.session.profile_for("ha" if self.case.role != "mn" else "mn")
-        self.key = bytes.fromhex(str(profile.parameters.get("key",
-                                                            "00112233445566778899aabbccddeeff")))
-        self.spi = int(profile.parameters.get("spi", 256))
+        mn1 = profile.mobile_nodes.get("mn1")
+        if mn1 is None:
+            raise SuiteError("pixit.mobile_nodes.mn1 is missing: "
+                             "the suite needs the home address, SPI and key of the mobile "
+                             "node it plays or peers with", file=profile.path)
+        self.key, self.spi = bytes.fromhex(mn1.key), mn1.spi
         self.vars.update(self.session.addresses.as_vars())
+        for name, mn in profile.mobile_nodes.items():
+            self.vars.update({f"{name}_home_address": mn.home_address, f"{name}_spi": mn.spi,
+                              f"{name}_key": mn.key})
+        if "mn2" in profile.mobile_nodes:
+            self.vars["hoa2"] = profile.mobile_nodes["mn2"].home_address
+        dut_profile = self.session.profile_for(self.case.role)
+        # Flags the device requires on every request the suite sends (PIXIT), e.g. G.
+        self.required_flags = dut_profile.registration_flags if self.case.role != "mn" else ""
         self.vars.update({"hoa_ll": text6(tunnel_link_local(self.vars["hoa"])),
                           "ha_ll": text6(tunnel_link_local(self.vars["ha"]))})
         self.vars.update({"spi": self.spi, "reply_timeout": pixit["reply_timeout"],
                           "negative_timeout": pixit["negative_timeout"],
                           "lifetime": pixit["registration_lifetime"]})
-        dut_profile = self.session.profile_for(self.case.role)
         self.vars.update({f"dut_{k}": v for k, v in dut_profile.parameters.items()})
         self.vars.update(self.case.parameters)
         self.rng = random.Random(self.case.seed if self.case.seed is not None else 5454)

@@ -258,7 +258,8 @@ def mn_request(run, ident: int, extensions: list) -> RegistrationRequest:
     """The request the MN the suite plays sends for the case's home address: via the FA, or
     straight to the HA with D set from the co-located care-of address."""
     colocated = run.case.topology == "colocated"
-    return RegistrationRequest(RegistrationRequest.flags_of("D" if colocated else ""),
+    flags = ("D" if colocated else "") + run.required_flags  # PIXIT: what the device requires
+    return RegistrationRequest(RegistrationRequest.flags_of(flags),
                                int(run.vars["lifetime"]), run.vars["hoa"], run.vars["ha"],
                                run.vars["coa"] if colocated else run.vars["fa"], ident,
                                list(extensions))

@@ -50,7 +50,8 @@ def register(run: CaseRun, step: Step) -> None:
     ident = int(fields["identification"]) if "identification" in fields else \
         run.next_identification()
     request = RegistrationRequest(
-        RegistrationRequest.flags_of(flags) if isinstance(flags, str) else int(flags),
+        (RegistrationRequest.flags_of(flags) if isinstance(flags, str) else int(flags)) |
+        RegistrationRequest.flags_of(run.required_flags),
         int(fields.get("lifetime", run.vars["lifetime"])),
         fields.get("home_address", run.vars["hoa"]), fields.get("home_agent", run.vars["ha"]),
         fields.get("care_of_address", run.vars["coa"] if colocated else run.vars["fa"]),

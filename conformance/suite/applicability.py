@@ -1,0 +1,64 @@
+"""Whether a device's profile can run a case, and if not, what it is missing: a PICS item it
+does not claim, a mobile node its PIXIT does not name, a state table, a log pattern or a
+configuration template the case's steps need. A case a profile cannot run is NOT-APPLICABLE
+with that reason, never an ERROR."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conformance.lab.profile import Profile
+from conformance.suite.model import TestCase
+
+_MOBILE_NODE = re.compile(r"\$\{?(mn\d+)_")
+
+
+def _text(case: TestCase) -> str:
+    return json.dumps([s.spec for s in case.steps] + [case.parameters], default=str)
+
+
+def mobile_nodes_used(case: TestCase) -> set[str]:
+    """The PIXIT mobile nodes a case names ($mn2_spi, $hoa2 ...); mn1 is every case's."""
+    text = _text(case)
+    used = set(_MOBILE_NODE.findall(text)) | {"mn1"}
+    if re.search(r"\$\{?hoa2\b", text):
+        used.add("mn2")
+    return used
+
+
+def tables_used(case: TestCase) -> set[str]:
+    out = set()
+    for s in case.steps:
+        if s.kind == "state":
+            out.add(s.spec.get("table", "bindings"))
+        elif s.kind == "wait":
+            out.add(s.spec.get("state", "bindings"))
+    return out
+
+
+def missing(case: TestCase, dut: Profile | None, credentials: Profile) -> list[str]:
+    """What `dut` (None: the reference) and the profile holding the mobility security
+    associations lack for `case`, each as a reason a vendor can act on; [] when it can run."""
+    reasons = []
+    if dut is not None:
+        absent = [p for p in case.pics if not dut.claims(p)]
+        if absent:
+            reasons.append(f"the device's PICS does not claim {', '.join(absent)}")
+    nodes = sorted(mobile_nodes_used(case) - set(credentials.mobile_nodes))
+    if nodes:
+        reasons.append(f"the PIXIT of {credentials.name} names no mobile node "
+                       f"{', '.join(nodes)} (pixit.mobile_nodes)")
+    if dut is None:
+        return reasons
+    tables = sorted(tables_used(case) - set(dut.state))
+    if tables:
+        reasons.append(f"the profile provides no state table {', '.join(tables)} (state:)")
+    kinds = {s.kind for s in case.steps}
+    if "log" in kinds and not dut.security_exception:
+        reasons.append("the profile declares no security-exception log pattern "
+                       "(logs.security_exception)")
+    if "restart_dut" in kinds and not dut.config_template:
+        reasons.append("the case restarts the device with new parameters, and the profile "
+                       "has no configuration template (config.template)")
+    return reasons
