@@ -216,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "still going (by default only stale labs are removed)")
     p.set_defaults(func=_cmd_lab)
 
+    p = sub.add_parser("profile", help="device profiles: `check PROFILE` says whether a "
+                       "profile is ready (schema, templates, the device on the lab, cases)")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("profile", help="the profile file (YAML)")
+    p.add_argument("--testbed", help="testbed file (default: a built-in lab)")
+    p.add_argument("--static", action="store_true", help="only what needs no lab: schema, "
+                   "templates, files, cases")
+    p.set_defaults(func=_cmd_profile)
+
     p = sub.add_parser("bench", help="benchmarks that print their figures")
     p.add_argument("target", choices=["codec", "ha", "tunnel", "lab", "memory", "soak"])
     p.add_argument("--runs", type=int, default=0, help="memory: this many more clean runs at "
@@ -224,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     p.set_defaults(func=_cmd_bench)
     return parser
+
+
+def _cmd_profile(args) -> int:
+    from conformance.profile_check import main as check
+
+    return check(args)
 
 
 def main(argv: list[str] | None = None) -> int:

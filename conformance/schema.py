@@ -120,7 +120,11 @@ def describe(model: type[BaseModel], data, error: dict) -> tuple[tuple, str, str
     if kind == "literal_error":
         allowed = error.get("ctx", {}).get("expected", "")
         guess = closest(value, [a.strip(" '") for a in allowed.replace(" or ", ",").split(",")])
-        hint = f"did you mean '{guess}'?" if guess else None
+        hint = f"did you mean '{guess}'?" if guess else f"one of {allowed}"
+    if hint is None:
+        field = _field_at(model, loc)
+        hint = field.description if field is not None and field.description else \
+            f"see the schema of this file under schemas/ for what '{dotted(loc)}' takes"
     return loc, shown + message.removeprefix("value error, "), hint, False
 
 

@@ -43,7 +43,7 @@ def test_shipped_files_fit_their_schema(name, pattern):
 @pytest.mark.parametrize("name, document", [
     ("testcase", {"role": "ha", "cases": [{"id": "X", "title": "t", "requirements": ["R"],
                                            "purpose": "Ensure that", "steps": [
-                                               {"send_request": {"colour": "blue"}}]}]}),
+                                               {"register": {"colour": "blue"}}]}]}),
     ("testcase", {"role": "ha", "cases": [{"id": "X", "title": "t", "requirements": ["R"],
                                            "purpose": "Ensure that", "steps": [
                                                {"expect_reply": {"checks": [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from pathlib import Path
 
 from conformance.lab.netns import LabError
 from conformance.lab.profile import Profile, StateParseError
@@ -41,6 +42,10 @@ class Device:
     # ------------------------------------------------------------------ lifecycle
     def install(self) -> None:
         self.host.run(self.host.workdir_command(), 10, check=True)
+        for copied in self.profile.files:  # prepared on the controller: no registry needed
+            remote = self.render(copied.dest)
+            self.host.put(str(Path(self.profile.profile_dir) / copied.source), remote)
+            self.host.run(f"chmod {copied.mode:o} {shlex.quote(remote)}", 10, check=True)
         if self.profile.install:
             self.host.run(self.render(self.profile.install), 120, check=True)
 

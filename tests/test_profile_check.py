@@ -1,0 +1,110 @@
+"""`dsmip4 profile check`: every shipped profile passes; each of a set of common mistakes is
+reported with the file, the line and a fix hint, never a traceback."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.lab.profile import load_profile
+from conformance.suite.applicability import missing
+from conformance.suite.model import load_case_file
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "fixtures" / "profiles"
+BASE = (PROFILES / "reference-ha.yaml").read_text()
+
+
+def _check(path: Path, *extra: str):
+    return subprocess.run([sys.executable, "-m", "conformance", "profile", "check", str(path),
+                           "--static", *extra], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("path", sorted(PROFILES.glob("reference-*.yaml")) +
+                         sorted((PROFILES / "variants").glob("*.yaml")) +
+                         sorted((PROFILES / "examples").glob("*.yaml")))
+def test_every_shipped_profile_passes(path):
+    done = _check(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "profile ready" in done.stdout
+
+
+# (what to replace in the reference HA profile, with what, the line the error must name, and
+# text the message or its fix hint must hold)
+MISTAKES = [
+    ("health:", "helth:", None, "did you mean 'health'"),
+    ("  gre: true", "  gree: true", None, "did you mean 'gre'"),
+    ("  mld: true", "  mld: yes please", None, "valid boolean"),
+    ("role: ha", "role: router", None, "expected one of"),
+    ("start: ", "begin: ", None, "unknown key 'begin'"),
+    ("    format: json\n    path: bindings", "    format: xml\n    path: bindings", None,
+     "one of 'json' or 'regex'"),
+    ("    format: json\n    path: bindings", "    format: regex\n    path: bindings", None,
+     "needs a pattern"),
+    ("    format: json\n    path: bindings", "    format: regex\n    pattern: '(?P<a'", None,
+     "not a regular expression"),
+    ("  security_exception: '\"event\": \"security-exception\"'",
+     "  security_exception: '(unclosed'", None, "not a regular expression"),
+    ("spi: 256,", "spi: 12,", None, "reserved"),
+    ("key: 00112233445566778899aabbccddeeff}", "key: not-hex}", None, "pattern"),
+    ("mn1: {home_address: 203.0.113.10", "mn1: {home_address: 2001:db8::1", None,
+     "IPv4 home address"),
+    ('registration_flags: ""', "registration_flags: GQ", None, "RFC 3344"),
+    ("    address: $ha_address", "    address: $ha_adress", None, "did you mean $ha_address?"),
+    ("  name: reference-ha\n", "  nam: reference-ha\n", None, "did you mean 'name'"),
+    ("  max_lifetime: 1800", "  max_lifetime: [1800]", None, "max_lifetime"),
+    ("role: ha\n", "role: ha\nfiles: [{source: vendor-ha.deb, dest: $workdir/ha.deb}]\n", None,
+     "no such file"),
+    ("pixit:\n  mobile_nodes:", "pixit:\n  mobile_node:", None, "did you mean 'mobile_nodes'"),
+]
+
+
+@pytest.mark.parametrize("old, new, line, text", MISTAKES,
+                         ids=[f"{i}-{m[1].split(':')[0].strip()[:20]}"
+                              for i, m in enumerate(MISTAKES)])
+def test_each_mistake_is_named_with_file_line_and_hint(tmp_path, old, new, line, text):
+    assert old in BASE, old
+    bad = tmp_path / "vendor-ha.yaml"
+    bad.write_text(BASE.replace(old, new, 1))
+    done = _check(bad)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "Traceback" not in out
+    found = re.findall(re.escape(str(bad)) + r":(\d+)(?::\d+)?: \S+: .*\(fix: .+\)", out)
+    assert found, out
+    changed = BASE.replace(old, new, 1).splitlines()
+    expected_line = line or next(i + 1 for i, ln in enumerate(changed)
+                                 if new.splitlines()[0] in ln)
+    assert any(abs(int(at) - expected_line) <= 1 for at in found), out
+    assert text in out, out
+
+
+def test_a_profile_without_a_second_mobile_node_is_not_applicable_for_its_cases(tmp_path):
+    """Cases that need mn2 name what is missing instead of ending in ERROR."""
+    from conformance.catalog import load_catalog
+
+    text = BASE.replace("    mn2: {home_address: 203.0.113.11, spi: 257, "
+                        "key: 0f0e0d0c0b0a09080706050403020100}\n", "")
+    path = tmp_path / "one-mn-ha.yaml"
+    path.write_text(text)
+    profile = load_profile(path)
+    assert set(profile.mobile_nodes) == {"mn1"}
+    cases = load_case_file(ROOT / "testcases" / "rfc5454-3.3-ha.yaml", load_catalog())
+    reasons = {c.id: missing(c, profile, profile) for c in cases}
+    needing = [c for c, why in reasons.items() if why]
+    assert needing and all("names no mobile node mn2" in reasons[c][0] for c in needing)
+    assert any(not why for why in reasons.values())
+
+
+def test_a_case_file_never_holds_device_credentials():
+    keys = set()
+    for path in PROFILES.rglob("*.yaml"):
+        keys |= set(re.findall(r"\bkey: ([0-9a-f]{32})", path.read_text()))
+    assert keys
+    for path in (ROOT / "testcases").glob("rfc*.yaml"):
+        text = path.read_text()
+        assert not any(k in text for k in keys), path
