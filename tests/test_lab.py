@@ -272,3 +272,19 @@ def test_device_configurations_and_lab_folders_are_private(lab):
     as_nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                 "cat", config], capture_output=True, text=True, timeout=10)
     assert as_nobody.returncode != 0 and "Permission denied" in as_nobody.stderr
+
+
+def test_profile_check_drives_each_reference_device_on_the_lab(lab, capsys):
+    """`dsmip4 profile check` on a real lab: install, configure, start, health, each state
+    reader and stop all work for every shipped reference profile (exit 0)."""
+    from types import SimpleNamespace
+
+    from conformance.profile_check import main as profile_check
+
+    built, _, _ = lab
+    for role in ("ha", "fa", "mn"):
+        args = SimpleNamespace(profile=str(ROOT / f"fixtures/profiles/reference-{role}.yaml"),
+                               testbed=str(built.testbed_path), static=False)
+        assert profile_check(args) == 0, capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "ok      start and health" in out and "ok      stop" in out, out

@@ -108,3 +108,26 @@ def test_a_case_file_never_holds_device_credentials():
     for path in (ROOT / "testcases").glob("rfc*.yaml"):
         text = path.read_text()
         assert not any(k in text for k in keys), path
+
+
+@pytest.mark.parametrize("flags, clean", [("G", True), ('""', False)])
+def test_a_device_that_requires_gre_registers_through_pixit_alone(tmp_path, flags, clean):
+    """The GRE-only example HA answers 128 to any request without G: with G in its PIXIT the
+    suite's requests carry it and every case passes; without it, the cases fail."""
+    import json
+
+    text = (PROFILES / "examples" / "gre-only-ha.yaml").read_text()
+    profile = tmp_path / "gre-only-ha.yaml"
+    profile.write_text(text.replace("extends: ../reference-ha.yaml",
+                                    f"extends: {PROFILES / 'reference-ha.yaml'}")
+                       .replace("registration_flags: G", f"registration_flags: {flags}"))
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--dut",
+                    str(profile), "--role", "HA", "--out", str(out)], capture_output=True,
+                   text=True, cwd=ROOT, timeout=300)
+    verdicts = [c["verdict"] for c in json.loads((out / "results.json").read_text())["cases"]]
+    assert verdicts
+    if clean:
+        assert set(verdicts) <= {"PASS", "NOT-APPLICABLE"}, verdicts
+    else:
+        assert verdicts.count("FAIL") > len(verdicts) // 2

@@ -91,7 +91,8 @@ def test_variant_profile_extends_its_base():
     assert variant.claims("tunneling-mode-ignored") and not base.claims("tunneling-mode-ignored")
     assert not variant.claims("tunneling-mode-honoured") and variant.claims("gre")
     assert variant.parameters["honour_tunneling_mode"] == "false"
-    assert variant.parameters["home_address"] == base.parameters["home_address"]
+    assert variant.parameters["max_lifetime"] == base.parameters["max_lifetime"]
+    assert variant.mobile_nodes == base.mobile_nodes  # the PIXIT merges like parameters
     assert variant.start == base.start and variant.identity["vendor"] == base.identity["vendor"]
 
 
