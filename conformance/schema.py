@@ -7,6 +7,7 @@ are generated from the same models (`tools/write_schemas.py`), so editors and th
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,16 @@ class Strict(BaseModel):
     """A mapping with a closed set of keys: an unknown key is an error, never ignored."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def regex(value: str | None) -> str | None:
+    """A field validator's body: the value when it is a regular expression."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+    return value
 
 
 def closest(word: str, known) -> str | None:
@@ -38,8 +49,9 @@ def _unwrap(annotation):
     return annotation
 
 
-def _field_at(model, loc: tuple):
-    """The pydantic FieldInfo of the key at `loc`, or None."""
+def _walk(model, loc: tuple):
+    """(annotation, FieldInfo or None) of the value at `loc`, following the model's
+    annotations; (None, None) where the model says nothing about it."""
     node, field = model, None
     for part in loc:
         node = _unwrap(node)
@@ -47,30 +59,23 @@ def _field_at(model, loc: tuple):
             field = next((f for n, f in node.model_fields.items()
                           if part in (n, f.alias)), None)
             if field is None:
-                return None
+                return None, None
             node = field.annotation
         elif typing.get_origin(node) in (dict, list):
             node, field = typing.get_args(node)[-1], None
         else:
-            return None
-    return field
+            return None, None
+    return node, field
+
+
+def _field_at(model, loc: tuple):
+    """The pydantic FieldInfo of the key at `loc`, or None."""
+    return _walk(model, loc)[1]
 
 
 def _keys_at(model, loc: tuple) -> list[str]:
     """The keys a mapping at `loc` may have, following the model's annotations."""
-    node = model
-    for part in loc:
-        node = _unwrap(node)
-        if isinstance(node, type) and issubclass(node, BaseModel):
-            field = next((f for n, f in node.model_fields.items()
-                          if part in (n, f.alias)), None)
-            if field is None:
-                return []
-            node = field.annotation
-        elif typing.get_origin(node) in (dict, list):
-            node = typing.get_args(node)[-1]
-        else:
-            return []
+    node, _ = _walk(model, loc)
     node = _unwrap(node)
     if isinstance(node, type) and issubclass(node, BaseModel):
         return [f.alias or n for n, f in node.model_fields.items()]

@@ -3,6 +3,7 @@ reported with the file, the line and a fix hint, never a traceback."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -122,9 +123,11 @@ def test_a_device_that_requires_gre_registers_through_pixit_alone(tmp_path, flag
                                     f"extends: {PROFILES / 'reference-ha.yaml'}")
                        .replace("registration_flags: G", f"registration_flags: {flags}"))
     out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--dut",
-                    str(profile), "--role", "HA", "--out", str(out)], capture_output=True,
-                   text=True, cwd=ROOT, timeout=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker
+    done = subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--dut",
+                           str(profile), "--role", "HA", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert (out / "results.json").is_file(), done.stdout[-2000:] + done.stderr[-2000:]
     verdicts = [c["verdict"] for c in json.loads((out / "results.json").read_text())["cases"]]
     assert verdicts
     if clean:

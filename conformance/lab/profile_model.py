@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
-from conformance.schema import Strict
+from conformance.schema import Strict, regex
 
 PICS = {
     "explicit-mode": "registers IPv6 prefixes with prefix request extensions (RFC 5454 §3.1)",
@@ -90,15 +90,7 @@ class Logs(Strict):
                                                              "the log line of a security "
                                                              "exception")
 
-    @field_validator("security_exception")
-    @classmethod
-    def _regex(cls, value):
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
-        return value
+    _regex = field_validator("security_exception")(classmethod(lambda cls, value: regex(value)))
 
 
 class MobileNode(Strict):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from conformance.schema import Strict, validate
+from conformance.schema import Strict, regex, validate
 from conformance.yamlfile import YamlError, load_yaml
 
 
@@ -121,14 +121,7 @@ class ExpectedFailure(Strict):
                                              "(check:requirement;...)")
     reason: str | None = Field(None, description="why the device fails it (a ticket, say)")
 
-    @field_validator("signature")
-    @classmethod
-    def _regex(cls, value):
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        return value
+    _regex = field_validator("signature")(classmethod(lambda cls, value: regex(value)))
 
 
 class ExpectedFailuresFile(Strict):
