@@ -131,9 +131,6 @@ class Pixit(Strict):
                     "request the suite sends, e.g. G for a device that requires GRE")
 
 
-Action = Literal["attach_fa", "attach_colocated", "go_home", "deregister", "register",
-                 "join_group", "restart"]
-
 
 class ProfileModel(Strict):
     profile: Meta

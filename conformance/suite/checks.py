@@ -15,7 +15,7 @@ from conformance.codec import (
     verify_authenticator,
 )
 from conformance.codec.constants import reply_code_accepts
-from conformance.codec.packets import parse_ipv4, parse_ipv6, text6
+from conformance.codec.packets import parse_gre, parse_ipv4, parse_ipv6, text6
 from conformance.errors import DeviceDidNotProvide
 
 from conformance.suite.registry import CHECKS, Address4, Hex, Prefix, check  # noqa: F401
@@ -305,8 +305,6 @@ def _gre_requested(ctx) -> bool:
 
 
 def _gre_body(payload: bytes) -> bytes:
-    from conformance.codec.packets import parse_gre
-
     return parse_gre(payload)[1]
 
 
@@ -314,8 +312,6 @@ def _carried(ctx, outer) -> int:
     """The protocol the outer IPv4 header carries; through GRE when the MN asked for GRE,
     what the GRE header carries (41 for IPv6, 4 for IPv4), since GRE then is the tunnel."""
     if outer.proto == 47 and _gre_requested(ctx):
-        from conformance.codec.packets import parse_gre
-
         ethertype, _ = parse_gre(outer.payload)
         return {0x86DD: 41, 0x0800: 4}.get(ethertype, 47)
     return outer.proto
@@ -336,7 +332,7 @@ def middle_header(ctx, packet, src: Address4 | None = None, dst: Address4 | None
 
 def _inner6(packet):
     """The IPv6 packet inside IP-in-IP, IPv6-in-IPv4, GRE or RFC 3519 UDP tunnel data."""
-    from conformance.codec.packets import parse_gre, parse_udp
+    from conformance.codec.packets import parse_udp
 
     ip4 = parse_ipv4(packet)
     payload, proto = ip4.payload, ip4.proto
