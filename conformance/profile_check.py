@@ -12,7 +12,8 @@ from pathlib import Path
 from string import Template
 
 from conformance.lab.profile import Profile, ProfileError, _load_data, load_profile
-from conformance.schema import closest
+from conformance.lab.profile_model import ACTIONS
+from conformance.schema import closest, dotted
 from conformance.yamlfile import YamlError, position
 
 # Values the suite gives every command and template itself (per host).
@@ -33,22 +34,30 @@ class Report:
         print(f"  ok      {text}")
 
 
-def _templates(profile: Profile) -> list[tuple[tuple, str]]:
-    """(where in the file, text) of every command and template the suite renders."""
-    out = [(("start",), profile.start)]
+def _templates(profile: Profile) -> list[tuple[tuple, str, tuple]]:
+    """(where in the file, text, names defined there besides the parameters) of every
+    command and template the suite renders: an action's own arguments are defined in it."""
+    out = [(("start",), profile.start, ())]
     for key in ("install", "stop", "reset", "health"):
         value = getattr(profile, key)
         if value:
-            out.append(((key,), value))
+            out.append(((key,), value, ()))
     if profile.config_path:
-        out += [(("config", "path"), profile.config_path),
-                (("config", "template"), profile.config_template or "")]
+        out += [(("config", "path"), profile.config_path, ()),
+                (("config", "template"), profile.config_template or "", ())]
     for name, reader in profile.state.items():
-        out.append((("state", name, "command"), reader.command))
+        out.append((("state", name, "command"), reader.command, ()))
     if profile.log_path:
-        out.append((("logs", "path"), profile.log_path))
+        out.append((("logs", "path"), profile.log_path, ()))
     for i, copied in enumerate(profile.files):
-        out.append((("files", i, "dest"), copied.dest))
+        out.append((("files", i, "dest"), copied.dest, ()))
+    for name, action in profile.actions.items():
+        args = ACTIONS[name][0]
+        out += [(("actions", name, "params", key), str(value), args)
+                for key, value in action.params.items()]
+        out += [(("actions", name, part, i), line, args)
+                for part in ("commands", "config")
+                for i, line in enumerate(getattr(action, part))]
     return out
 
 
@@ -63,9 +72,9 @@ def check_static(path: Path, report: Report) -> Profile | None:
     report.good(f"{path}: fits schemas/profile.schema.json")
     data, sources = _load_data(path)
     defined = set(profile.template_vars()) | set(SUITE_VARIABLES)
-    for where, text in _templates(profile):
+    for where, text, args in _templates(profile):
         template = Template(text)
-        unknown = sorted(set(template.get_identifiers()) - defined)
+        unknown = sorted(set(template.get_identifiers()) - defined - set(args))
         if not template.is_valid():
             unknown.append("(a lone $: write $$ for a dollar sign)")
         if unknown:
@@ -77,9 +86,9 @@ def check_static(path: Path, report: Report) -> Profile | None:
                 if at is not None:
                     line, column = line + 1 + at, None
             report.bad(str(ProfileError(
-                sources.get(where[0], path), ".".join(map(str, where)),
+                sources.get(where[0], path), dotted(where),
                 f"uses {', '.join('$' + u for u in unknown)}, which nothing defines", line,
-                column, (f"did you mean ${guess}? " if (guess := closest(unknown[0], defined))
+                column, (f"did you mean ${guess}? " if (guess := closest(unknown[0], defined | set(args)))
                          else "") + "define it under parameters: (or pixit:)")))
     if not report.problems:
         report.good("every command and template renders with every parameter defined")

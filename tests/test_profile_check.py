@@ -18,6 +18,7 @@ from conformance.suite.model import load_case_file
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "fixtures" / "profiles"
 BASE = (PROFILES / "reference-ha.yaml").read_text()
+_ROLE_LINE = BASE.splitlines().index("role: ha") + 1
 
 
 def _check(path: Path, *extra: str):
@@ -61,6 +62,11 @@ MISTAKES = [
     ("role: ha\n", "role: ha\nfiles: [{source: vendor-ha.deb, dest: $workdir/ha.deb}]\n", None,
      "no such file"),
     ("pixit:\n  mobile_nodes:", "pixit:\n  mobile_node:", None, "did you mean 'mobile_nodes'"),
+    ("role: ha\n", "role: ha\nactions:\n  atach_fa: {restart: true}\n", _ROLE_LINE + 2,
+     "did you mean 'attach_fa'"),
+    ("role: ha\n", "role: ha\nactions:\n  restart: {}\n", _ROLE_LINE + 2, "needs params, restart"),
+    ("role: ha\n", "role: ha\nactions:\n  join_group:\n    commands: [\"mcast join $grop\"]\n",
+     _ROLE_LINE + 4, "did you mean $group?"),
 ]
 
 
@@ -99,6 +105,26 @@ def test_a_profile_without_a_second_mobile_node_is_not_applicable_for_its_cases(
     needing = [c for c, why in reasons.items() if why]
     assert needing and all("names no mobile node mn2" in reasons[c][0] for c in needing)
     assert any(not why for why in reasons.values())
+
+
+def test_an_mn_whose_profile_lacks_an_action_or_a_setting_is_not_applicable(tmp_path):
+    """A vendor MN that cannot be told to register from a co-located CoA, or whose template
+    has no $groups, gets NOT-APPLICABLE naming the action or setting, never an ERROR."""
+    from conformance.catalog import load_catalog
+
+    base = (PROFILES / "reference-mn.yaml").read_text()
+    text = base.replace("  attach_colocated:\n    params: {attach: \"{mode: colocated, "
+                        "care_of_address: $care_of_address}\"}\n", "")
+    text = text.replace("    groups: $groups\n", "")
+    assert text.count("attach_colocated") == 0 and "$groups" not in text
+    path = tmp_path / "vendor-mn.yaml"
+    path.write_text(text)
+    profile = load_profile(path)
+    cases = load_case_file(ROOT / "testcases" / "rfc5454-3.6-mn.yaml", load_catalog())
+    reasons = {c.id: " ".join(missing(c, profile, profile)) for c in cases}
+    assert "maps no action attach_colocated" in reasons["MN-3.5-011"]
+    assert "does not use ($groups)" in reasons["MN-3.3.3-001"]
+    assert reasons["MN-3.5-010"] == ""
 
 
 def test_a_case_file_never_holds_device_credentials():

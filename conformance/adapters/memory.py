@@ -220,7 +220,20 @@ class MemoryDevice(Device):
             raise StateParseError(f"profile {self.profile.name} has no state {name!r}")
         if self.node is None:
             raise StateParseError(f"{self.profile.name} is not running")
-        command = self.render(reader.command)
+        try:
+            stdout = self._answer(self.render(reader.command))
+        except LabError as exc:
+            raise StateParseError(str(exc)) from exc
+        return reader.parse(stdout)
+
+    def command(self, text: str) -> str:
+        return self._answer(text)
+
+    def _answer(self, command: str) -> str:
+        """What one of the profile's commands prints, answered from the node's engine: the
+        control commands (`conformance.ctl SOCKET ...`) and the node's IPv6 routes."""
+        if self.node is None:
+            raise LabError(f"{self.profile.name} is not running")
         ctl = re.search(r"conformance\.ctl \S+ (.+)$", command)
         route = re.search(r"ip -6 -j route show dev (\S+)", command)
         if ctl:
@@ -229,17 +242,15 @@ class MemoryDevice(Device):
                     reply, actions = control.answer(self.node.engine, self.node.role,
                                                     ctl.group(1), self.net.now)
             except Exception as exc:  # noqa: BLE001 - as `dsmip4 ctl` failing on a lab
-                raise StateParseError(f"`{command}` failed: {type(exc).__name__}: {exc}") \
-                    from exc
+                raise LabError(f"`{command}` failed: {type(exc).__name__}: {exc}") from exc
             self.net.apply(self.node, actions)
-            stdout = json.dumps(reply, default=str)
-        elif route:
-            stdout = json.dumps([{"dst": p, "dev": route.group(1), "metric": 1024,
-                                  "flags": [], "pref": "medium"}
-                                 for p in sorted(self.node.routes)])
-        else:
-            raise StateParseError(f"`{command}`: not a command the in-memory runner answers")
-        return reader.parse(stdout)
+            if "error" in reply:
+                raise LabError(f"`{command}`: {reply['error']}")
+            return json.dumps(reply, default=str)
+        if route:
+            return json.dumps([{"dst": p, "dev": route.group(1), "metric": 1024,
+                                "flags": [], "pref": "medium"} for p in sorted(self.node.routes)])
+        raise LabError(f"`{command}`: not a command the in-memory runner answers")
 
     def log_mark(self) -> int:
         return len(self.node.log_text()) if self.node else 0

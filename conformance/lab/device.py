@@ -35,6 +35,10 @@ class Device:
     def render(self, text: str) -> str:
         return self.profile.render(text, self.params)
 
+    def render_with(self, text: str, args: dict) -> str:
+        """`text` with an action's arguments defined besides the device's parameters."""
+        return self.profile.render(text, {**self.params, **args})
+
     @property
     def log_path(self) -> str | None:
         return self.render(self.profile.log_path) if self.profile.log_path else None
@@ -81,6 +85,19 @@ class Device:
         if self.pid is not None:
             self.host.stop_background(self.pid)
         self.pid = None
+
+    def command(self, text: str) -> str:
+        """Run one of the profile's action commands on the device host; its output. A command
+        that fails is the profile's or the lab's problem (LabError), not the device's."""
+        result = self.host.run(text, 30)
+        if not result.ok:
+            raise LabError(f"{self.profile.name}: `{text}` exited {result.status}: "
+                           f"{(result.stderr or result.stdout).strip()[:300]}")
+        return result.stdout
+
+    def configure_lines(self, lines: list[str]) -> None:
+        raise LabError(f"{self.profile.name}: configuration-mode lines need a CLI connection "
+                       "(connection: cli)")
 
     def reset(self) -> None:
         """Back to a clean state between test cases."""

@@ -123,6 +123,7 @@ class Profile:
     mobile_nodes: dict[str, MobileNode] = field(default_factory=dict)
     registration_flags: str = ""
     files: list = field(default_factory=list)  # CopiedFile: copied before install
+    actions: dict = field(default_factory=dict)  # action name -> DeviceAction
 
     @property
     def profile_dir(self) -> str:
@@ -136,6 +137,10 @@ class Profile:
             out.update({f"{name}_home_address": mn.home_address, f"{name}_spi": mn.spi,
                         f"{name}_key": mn.key, f"{name}_algorithm": mn.algorithm})
         return {**out, **self.parameters}
+
+    def provides(self, action: str) -> bool:
+        """Whether the device can do `action`; restart needs only the lifecycle."""
+        return action in self.actions or action == "restart"
 
     def claims(self, feature: str) -> bool:
         """Whether the PICS claims `feature`; `!feature` asks that it does not."""
@@ -159,7 +164,7 @@ class Profile:
 
 
 # Under `extends`, these mappings merge key by key with the base; any other key replaces it.
-_MERGED = ("profile", "pics", "parameters", "pixit")
+_MERGED = ("profile", "pics", "parameters", "pixit", "actions")
 
 
 def _merge(base: dict, over: dict) -> LineDict:
@@ -226,7 +231,8 @@ def load_profile(path: str | Path) -> Profile:
                    pics=dict(model.pics), parameters=dict(model.parameters),
                    identity=model.profile.model_dump(exclude_none=True),
                    faults=list(model.faults), mobile_nodes=dict(model.pixit.mobile_nodes),
-                   registration_flags=model.pixit.registration_flags, files=list(model.files))
+                   registration_flags=model.pixit.registration_flags, files=list(model.files),
+                   actions=dict(model.actions))
 
 
 REFERENCE_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"

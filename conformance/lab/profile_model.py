@@ -32,6 +32,20 @@ ROLES = ("mn", "fa", "ha")
 PicsItem = Literal[tuple(PICS)]  # type: ignore[valid-type]
 # Row field types a state table's `rows:` may declare (checked on every row a parser returns).
 ROW_TYPES = ("str", "int", "bool", "ipv4", "ipv6", "prefix", "list")
+# The device actions a case may ask for, with their abstract arguments: each profile maps each
+# one it supports to its device's way of doing it (a config change and restart, commands).
+ACTIONS = {
+    "restart": ((), "stop the device and start it again with its configuration"),
+    "attach_fa": (("fa",), "MN: move to a foreign link and register through the FA at $fa"),
+    "attach_colocated": (("care_of_address",), "MN: move to a foreign link and register "
+                                               "from the co-located CoA $care_of_address"),
+    "go_home": ((), "MN: return to the home link and deregister (RFC 3344 §3.6.1.1)"),
+    "deregister": ((), "MN: deregister, lifetime 0, staying where it is"),
+    "register": ((), "MN: register again from where it is (a re-registration)"),
+    "join_group": (("group",), "MN: join the IPv6 multicast group $group (MLD, §3.3.3)"),
+    "leave_group": (("group",), "MN: leave the IPv6 multicast group $group"),
+}
+ActionName = Literal[tuple(ACTIONS)]  # type: ignore[valid-type]
 # Registration flags of RFC 3344 §3.3 the suite may set on the requests it sends.
 FLAG_LETTERS = "SBDMGTrx"
 
@@ -132,6 +146,27 @@ class Pixit(Strict):
 
 
 
+class DeviceAction(Strict):
+    """How this device does one abstract action: parameters for its configuration template
+    (then a restart), and/or commands run on its host (CLI lines on a CLI device). The
+    action's arguments ($fa, $care_of_address, $group) may appear in both."""
+
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="configuration parameters set before the restart")
+    restart: StrictBool = Field(False, description="stop, reconfigure and start the device "
+                                                   "(implied by params)")
+    commands: list[str] = Field(default_factory=list, description="run in order on the "
+                                                                  "device, after any restart")
+    config: list[str] = Field(default_factory=list, description="CLI device: lines entered "
+                                                                "in configuration mode")
+
+    @model_validator(mode="after")
+    def _does_something(self):
+        if not (self.params or self.restart or self.commands or self.config):
+            raise ValueError("an action needs params, restart, commands or config")
+        return self
+
+
 class ProfileModel(Strict):
     profile: Meta
     role: Annotated[str, Field(description="mn, fa or ha (any case)")]
@@ -149,6 +184,9 @@ class ProfileModel(Strict):
     logs: Logs | None = None
     pics: dict[PicsItem, StrictBool] = Field(default_factory=dict)
     pixit: Pixit = Field(default_factory=Pixit)
+    actions: dict[ActionName, DeviceAction] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="how the device does each abstract action a case "
+                                          "may ask for (restart is built in)")
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     faults: list[str] = Field(default_factory=list)
 

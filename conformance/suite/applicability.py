@@ -58,7 +58,22 @@ def missing(case: TestCase, dut: Profile | None, credentials: Profile) -> list[s
     if "log" in kinds and not dut.security_exception:
         reasons.append("the profile declares no security-exception log pattern "
                        "(logs.security_exception)")
-    if "restart_dut" in kinds and not dut.config_template:
-        reasons.append("the case restarts the device with new parameters, and the profile "
-                       "has no configuration template (config.template)")
-    return reasons
+    for s in case.steps:
+        if s.kind != "dut_action":
+            continue
+        action = s.spec.get("action")
+        if not dut.provides(action):
+            reasons.append(f"the profile maps no action {action} (actions.{action})")
+        unused = sorted(k for k in s.spec.get("params") or {} if not _uses(dut, k))
+        if unused:
+            reasons.append(f"the case sets the device's {', '.join(unused)}, which the "
+                           f"profile's configuration template does not use "
+                           f"({', '.join('$' + k for k in unused)})")
+    return sorted(set(reasons), key=reasons.index)
+
+
+def _uses(dut: Profile, name: str) -> bool:
+    """Whether the profile's configuration or actions take the parameter `name`."""
+    texts = [dut.config_template or ""] + [json.dumps(a.model_dump()) for a in
+                                           dut.actions.values()]
+    return any(re.search(rf"\$\{{?{re.escape(name)}\b", t) for t in texts)

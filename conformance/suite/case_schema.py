@@ -22,6 +22,8 @@ def _of(hint) -> dict:
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return {"anyOf": [_of(a) for a in args] + [{"type": "null"}]}
+    if origin is typing.Literal:
+        return {"enum": list(typing.get_args(hint))}
     if origin in (list, tuple) or hint is list:
         item = (typing.get_args(hint) or (Any,))[0]
         return {"anyOf": [{"type": "array", "items": _of(item)}, VARIABLE]}

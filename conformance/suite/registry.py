@@ -125,6 +125,10 @@ def type_problem(value, hint) -> str | None:
             return None
         problems = [type_problem(value, a) for a in args if a is not type(None)]
         return None if any(p is None for p in problems) else problems[0]
+    if origin is typing.Literal:
+        known = typing.get_args(hint)
+        return None if value in known else \
+            f"{value!r} is not one of {list(known)}{_suggest(str(value), known)}"
     if origin in (list, tuple):
         if not isinstance(value, list):
             return f"expected a list, got {value!r}"

@@ -172,6 +172,29 @@ class Session:
         self.devices[role] = dut
         return dut
 
+    def act(self, role: str, action: str, args: dict[str, str],
+            params: dict[str, str]) -> bool:
+        """Have the device under test do `action` as its profile maps it: configuration
+        parameters (the case's and the action's) then a restart, then its commands. True
+        when the device was (re)started."""
+        profile = self.profile_for(role)
+        spec = profile.actions.get(action)
+        if spec is None and action != "restart":
+            raise SuiteError(f"profile {profile.name} maps no action {action!r} (actions:)")
+        running = self.devices.get(role)
+        settings = dict(params)
+        if spec is not None:
+            scope = {**(running.params if running else {}), **args}
+            settings.update({k: profile.render(str(v), scope) for k, v in spec.params.items()})
+        restart = running is None or action == "restart" or bool(settings) or spec.restart
+        dut = self.restart(role, settings) if restart else running
+        if spec is not None:
+            if spec.config:
+                dut.configure_lines([dut.render_with(line, args) for line in spec.config])
+            for command in spec.commands:
+                dut.command(dut.render_with(command, args))
+        return restart
+
     def close(self) -> None:
         for dev in self.devices.values():
             try:

@@ -1,8 +1,9 @@
-"""Steps about the device itself: its state tables, its log, a restart with new parameters."""
+"""Steps about the device itself: its state tables, its log, the actions a case asks of it."""
 
 from __future__ import annotations
 
 from conformance.errors import Inconclusive
+from conformance.lab.profile_model import ActionName
 from conformance.suite.model import Step
 from conformance.suite.registry import step
 from conformance.suite.steps.context import CaseRun
@@ -73,10 +74,18 @@ def log(run: CaseRun, step: Step) -> None:
                lines[0][:300] if lines else "no record")
 
 
-@step("restart_dut", params=dict)
-def restart_dut(run: CaseRun, step: Step) -> None:
-    params = run.resolve(step.spec.get("params") or {})
+@step("dut_action", required=("action",), action=ActionName, args=dict, params=dict)
+def dut_action(run: CaseRun, step: Step) -> None:
+    """Ask the device under test for an abstract action (attach_fa, go_home, join_group, ...)
+    with abstract arguments; its profile says how the device does it. `params` are settings
+    of the device's configuration the case needs (its template's $names), applied with a
+    restart."""
+    action = step.spec["action"]
+    args = {k: str(v) for k, v in run.resolve(step.spec.get("args") or {}).items()}
+    params = {k: str(v) for k, v in run.resolve(step.spec.get("params") or {}).items()}
     run.mark_all()
-    run.session.restart(run.case.role, {k: str(v) for k, v in params.items()})
-    run.vars["_log_mark"] = 0
-    run.note("suite", f"DUT ({run.case.role.upper()})", f"start with {params}")
+    restarted = run.session.act(run.case.role, action, args, params)
+    if restarted:
+        run.vars["_log_mark"] = 0
+    shown = ", ".join(f"{k}={v}" for k, v in {**args, **params}.items())
+    run.note("suite", f"DUT ({run.case.role.upper()})", f"{action}({shown})")
