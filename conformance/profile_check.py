@@ -37,14 +37,15 @@ class Report:
 def _templates(profile: Profile) -> list[tuple[tuple, str, tuple]]:
     """(where in the file, text, names defined there besides the parameters) of every
     command and template the suite renders: an action's own arguments are defined in it."""
-    out = [(("start",), profile.start, ())]
-    for key in ("install", "stop", "reset", "health"):
+    out = []
+    for key in ("start", "install", "stop", "reset", "health"):
         value = getattr(profile, key)
         if value:
             out.append(((key,), value, ()))
     if profile.config_path:
         out += [(("config", "path"), profile.config_path, ()),
                 (("config", "template"), profile.config_template or "", ())]
+    out += [(("config", "lines", i), line, ()) for i, line in enumerate(profile.config_lines)]
     for name, reader in profile.state.items():
         out.append((("state", name, "command"), reader.command, ()))
     if profile.log_path:
@@ -99,6 +100,12 @@ def check_static(path: Path, report: Report) -> Profile | None:
             report.bad(str(ProfileError(sources.get("files", path), f"files[{i}].source",
                                         f"{copied.source!r}: no such file", line, column,
                                         "paths are relative to the profile's folder")))
+    for name, reader in profile.state.items():
+        if reader.template and not Path(reader.template).is_file():
+            line, column = position(data, ("state", name, "template"))
+            report.bad(str(ProfileError(sources.get("state", path), f"state.{name}.template",
+                                        f"{reader.template}: no such TextFSM template", line,
+                                        column, "paths are relative to the profile's folder")))
     if "mn1" not in profile.mobile_nodes and profile.role in ("ha", "mn"):
         line, column = position(data, ("pixit",), key_itself=True)
         report.bad(str(ProfileError(path, "pixit.mobile_nodes.mn1", "missing: the suite needs "
@@ -130,7 +137,7 @@ def check_cases(profile: Profile) -> list[tuple[str, list[str]]]:
 def check_on_lab(profile: Profile, testbed_path: str | None, report: Report) -> None:
     """Install, configure, start, health, each state reader, the log, stop: on the lab host
     that plays the profile's `host` role."""
-    from conformance.lab.device import Device
+    from conformance.lab.device import device_for
     from conformance.lab.netns import LabError
     from conformance.lab.ssh import SSHHost
     from conformance.lab.testbed import load_testbed
@@ -150,7 +157,7 @@ def check_on_lab(profile: Profile, testbed_path: str | None, report: Report) -> 
                        f"{profile.host!r}")
             return
         host = SSHHost(spec, testbed.pixit["ssh_timeout"]).connect()
-        device = Device(profile, host)
+        device = device_for(profile, host)
         steps = [("install", device.install), ("configure", device.configure),
                  ("start and health", device.start)]
         try:

@@ -16,6 +16,17 @@ from conformance.lab.ssh import SSHHost
 from conformance.waiting import WaitTimeout, wait_for
 
 
+def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a TCP connection to address:port is accepted (a health probe)."""
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout):
+            return True
+    except OSError:
+        return False
+
+
 class DeviceCrashed(LabError):
     def __init__(self, message: str, last_log: list[str]):
         super().__init__(message)
@@ -62,19 +73,27 @@ class Device:
     def start(self, timeout: float = 10.0) -> None:
         if self.log_path:
             self.host.run(f": > {shlex.quote(self.log_path)}", 5)
-        self.pid = self.host.start_background(self.render(self.profile.start), self.stdout_log)
+        how = "(always on)"
+        if self.profile.start:
+            how = f"with `{self.render(self.profile.start)}`"
+            self.pid = self.host.start_background(self.render(self.profile.start),
+                                                  self.stdout_log)
         try:
             wait_for(self._healthy, timeout, f"{self.profile.name} to become healthy")
         except WaitTimeout as exc:
-            raise DeviceCrashed(f"{self.profile.name} did not start with "
-                                f"`{self.render(self.profile.start)}`: {exc}",
+            raise DeviceCrashed(f"{self.profile.name} did not start {how}: {exc}",
                                 self.last_log()) from exc
 
     def _healthy(self) -> bool:
-        if self.pid is None or not self.host.alive(self.pid):
+        if self.profile.start and (self.pid is None or not self.host.alive(self.pid)):
             out = self.host.read_text(self.stdout_log, 20)
             raise DeviceCrashed(f"{self.profile.name} exited: {out.strip()[-500:]}",
                                 self.last_log())
+        probe = self.profile.health_probe
+        if probe is not None and probe.tcp:
+            return port_open(self.host.spec.management.address, probe.tcp)
+        if probe is not None and probe.udp:  # bound on the device host, any address
+            return self.host.run(f"ss -Hlun 'sport = :{probe.udp}' | grep -q .", 5).ok
         if self.profile.health:
             return self.host.run(self.render(self.profile.health), 5).ok
         return True
@@ -172,3 +191,12 @@ class Device:
         if not pattern:
             return []
         return [line for line in self.log_since(since).splitlines() if re.search(pattern, line)]
+
+
+def device_for(profile: Profile, host: SSHHost, params: dict | None = None) -> Device:
+    """The Device that drives `profile`: over the host's shell, or its CLI connection."""
+    if profile.connection is not None:
+        from conformance.lab.cli_device import CliDevice
+
+        return CliDevice(profile, host, params)
+    return Device(profile, host, params)

@@ -33,6 +33,7 @@ class StateReader:
     pattern: str | None = None  # regex: one named-group pattern per row
     empty: str | None = None  # regex: text that means "no rows"
     rows: dict[str, str] | None = None  # the row schema: field -> type
+    template: str | None = None  # textfsm: the template file's path
 
     def parse(self, text: str) -> list[dict]:
         table = self._parse(text)
@@ -44,6 +45,8 @@ class StateReader:
         return table
 
     def _parse(self, text: str) -> list[dict]:
+        if self.format == "textfsm":
+            return parse_textfsm(self.template, text)
         if self.format == "json":
             import json
 
@@ -67,6 +70,22 @@ class StateReader:
         if self.empty is not None and re.search(self.empty, text, re.MULTILINE):
             return []
         raise StateParseError(f"no row matched and no empty-table marker: {text[:200]!r}")
+
+
+def parse_textfsm(template: str, text: str) -> list[dict]:
+    """Rows of `text` by a TextFSM template (the ntc-templates convention), keys lower case."""
+    import textfsm
+
+    try:
+        with open(template) as handle:
+            fsm = textfsm.TextFSM(handle)
+        rows = fsm.ParseText(text)
+    except OSError as exc:
+        raise StateParseError(f"TextFSM template {template}: {exc.strerror}") from exc
+    except (textfsm.TextFSMTemplateError, textfsm.TextFSMError) as exc:
+        raise StateParseError(f"TextFSM template {template}: {exc}: {text[:200]!r}") from exc
+    header = [name.lower() for name in fsm.header]
+    return [dict(zip(header, row)) for row in rows]
 
 
 def _is(kind: str, value) -> bool:
@@ -106,7 +125,7 @@ class Profile:
     name: str
     role: str
     host: str
-    start: str
+    start: str | None
     config_path: str | None = None
     config_template: str | None = None
     install: str | None = None
@@ -123,6 +142,9 @@ class Profile:
     mobile_nodes: dict[str, MobileNode] = field(default_factory=dict)
     registration_flags: str = ""
     files: list = field(default_factory=list)  # CopiedFile: copied before install
+    connection: object | None = None  # Connection: a CLI device's command line
+    config_lines: list[str] = field(default_factory=list)  # CLI configuration mode
+    health_probe: object | None = None  # HealthProbe other than a command
     actions: dict = field(default_factory=dict)  # action name -> DeviceAction
 
     @property
@@ -219,20 +241,26 @@ def load_profile(path: str | Path) -> Profile:
             raise ProfileError(where, exc.yaml_path, exc.message, exc.line, exc.column,
                                exc.hint) from None
         raise
+    folder = path.resolve().parent
     state = {name: StateReader(spec.command, spec.format, spec.path, spec.pattern, spec.empty,
-                               spec.rows) for name, spec in model.state.items()}
+                               spec.rows, spec.template and str(folder / spec.template))
+             for name, spec in model.state.items()}
     logs = model.logs
+    health, probe = model.health, None
+    if health is not None and not isinstance(health, str):
+        health, probe = health.command, (None if health.command else health)
     return Profile(path=str(path), name=model.profile.name, role=model.role, host=model.host,
                    start=model.start, config_path=model.config and model.config.path,
                    config_template=model.config and model.config.template,
                    install=model.install, stop=model.stop, reset=model.reset,
-                   health=model.health, state=state, log_path=logs and logs.path,
+                   health=health, health_probe=probe, state=state, log_path=logs and logs.path,
                    security_exception=logs and logs.security_exception,
                    pics=dict(model.pics), parameters=dict(model.parameters),
                    identity=model.profile.model_dump(exclude_none=True),
                    faults=list(model.faults), mobile_nodes=dict(model.pixit.mobile_nodes),
                    registration_flags=model.pixit.registration_flags, files=list(model.files),
-                   actions=dict(model.actions))
+                   actions=dict(model.actions), connection=model.connection,
+                   config_lines=list(model.config.lines) if model.config else [])
 
 
 REFERENCE_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"

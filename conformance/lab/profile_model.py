@@ -59,8 +59,70 @@ class Meta(Strict):
 
 
 class ConfigFile(Strict):
-    path: str = Field(description="where the rendered template is written on the device host")
-    template: str = Field(description="the device's configuration; $name from parameters")
+    """The device's configuration: a file written on its host (path and template), or lines
+    entered in configuration mode on a CLI device (lines), after each start."""
+
+    path: str | None = Field(None, description="where the rendered template is written on "
+                                               "the device host")
+    template: str | None = Field(None, description="the device's configuration; $name from "
+                                                   "parameters")
+    lines: list[str] = Field(default_factory=list, description="CLI device: configuration-"
+                                                               "mode lines; $name allowed")
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if bool(self.path) != bool(self.template):
+            raise ValueError("a configuration file needs both path and template")
+        if not (self.template or self.lines):
+            raise ValueError("give path and template, or lines (a CLI device)")
+        return self
+
+
+class Connection(Strict):
+    """How the suite talks to a device whose only interface is an interactive CLI over SSH
+    (netmiko): state, action and reset commands go there; install, start and stop (when
+    given) still run on the device host's shell."""
+
+    type: Literal["cli"] = "cli"
+    device_type: str = Field("cisco_ios", description="a netmiko device type: how its "
+                                                      "prompts, paging and config mode work")
+    port: int = Field(22, ge=1, le=65535)
+    username: str
+    password: str | None = None
+    secret: str | None = Field(None, description="the enable secret, if privileged mode "
+                                                 "needs one")
+    timeout: float = Field(20.0, gt=0, description="seconds to connect and per command")
+
+    @field_validator("device_type")
+    @classmethod
+    def _known(cls, value):
+        from netmiko.ssh_dispatcher import CLASS_MAPPER
+
+        if value not in CLASS_MAPPER:
+            from conformance.schema import closest
+
+            guess = closest(value, CLASS_MAPPER)
+            raise ValueError(f"{value!r} is not a netmiko device type"
+                             + (f" (did you mean {guess!r}?)" if guess else ""))
+        return value
+
+
+class HealthProbe(Strict):
+    """When the device is ready: exactly one of a command that exits 0, a TCP port that
+    accepts a connection, or a UDP port bound on the device host."""
+
+    command: str | None = None
+    tcp: int | None = Field(None, ge=1, le=65535, description="a port on the device host's "
+                                                              "management address")
+    udp: int | None = Field(None, ge=1, le=65535, description="a UDP port the device binds "
+                                                              "(434 for an HA or FA)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in ("command", "tcp", "udp") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of command, tcp, udp")
+        return self
 
 
 class CopiedFile(Strict):
@@ -74,16 +136,20 @@ class CopiedFile(Strict):
 
 class StateTable(Strict):
     command: str = Field(description="prints the table on the device host")
-    format: Literal["json", "regex"] = "json"
+    format: Literal["json", "regex", "textfsm"] = "json"
     path: str | None = Field(None, description="json: the dotted key holding the row list "
                                                "('.' for one object)")
     pattern: str | None = Field(None, description="regex: one named-group pattern per row")
     empty: str | None = Field(None, description="regex: text that means 'no rows'")
+    template: str | None = Field(None, description="textfsm: the template file, relative to "
+                                                   "the profile's folder")
     rows: dict[str, Literal[ROW_TYPES]] | None = Field(  # type: ignore[valid-type]
         None, description="the row schema: field -> type; every parsed row must satisfy it")
 
     @model_validator(mode="after")
     def _pattern(self):
+        if (self.format == "textfsm") != bool(self.template):
+            raise ValueError("format textfsm, and only it, takes a template")
         if self.format == "regex":
             if not self.pattern:
                 raise ValueError("format regex needs a pattern")
@@ -175,11 +241,15 @@ class ProfileModel(Strict):
     files: list[CopiedFile] = Field(default_factory=list)
     install: str | None = None
     config: ConfigFile | None = None
-    start: str
+    connection: Connection | None = Field(None, description="a CLI device: where its "
+                                                            "command line is")
+    start: str | None = Field(None, description="starts the device on its host (none: a "
+                                                "device that is always on)")
     stop: str | None = None
-    reset: str | None = None
-    health: str | None = Field(None, description="a command that exits 0 when the device "
-                                                 "is ready")
+    reset: str | None = Field(None, description="back to a clean state between cases; on a "
+                                                "CLI device, CLI lines")
+    health: str | HealthProbe | None = Field(None, description="when the device is ready: "
+                                                               "a command, or a probe")
     state: dict[str, StateTable] = Field(default_factory=dict)
     logs: Logs | None = None
     pics: dict[PicsItem, StrictBool] = Field(default_factory=dict)
@@ -189,6 +259,13 @@ class ProfileModel(Strict):
                                           "may ask for (restart is built in)")
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     faults: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _startable(self):
+        if self.start is None and self.connection is None:
+            raise ValueError("start is needed unless the device is always on behind a CLI "
+                             "connection")
+        return self
 
     @field_validator("role", mode="before")
     @classmethod

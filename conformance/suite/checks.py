@@ -579,7 +579,9 @@ def _binding(rows, home):
 def binding_prefixes(ctx, rows, equals: list[Prefix], home_address: Address4 = "$hoa"):
     home = ctx.resolve(home_address)
     row = _binding(rows, home)
-    got = sorted(p["prefix"] for p in row.get("prefixes", [])) if row else None
+    # A prefix is {prefix: ..., tunnel: ...} or, from a CLI parser, the prefix text alone.
+    got = sorted(p["prefix"] if isinstance(p, dict) else str(p)
+                 for p in row.get("prefixes") or []) if row else None
     want = sorted(ctx.resolve(list(equals)))
     return got == want, f"binding of {home} with prefixes {want}", \
         f"{got}" if row else "no binding"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conformance.errors import SuiteError
 from conformance.lab.agent_client import Agent
-from conformance.lab.device import Device
+from conformance.lab.device import Device, device_for
 from conformance.lab.netns import LabError
 from conformance.lab.profile import Profile, reference_profile
 from conformance.lab.ssh import SSHHost
@@ -111,7 +111,7 @@ class Session:
     def device(self, role: str, params: dict | None = None) -> Device:
         profile = self.profile_for(role)
         host = self.hosts[self.testbed.host_for(profile.host).name]
-        return Device(profile, host, params)
+        return device_for(profile, host, params)
 
     def prepare(self, role: str) -> None:
         """Run exactly what the role under test needs: its DUT (unless it is an MN, which each
