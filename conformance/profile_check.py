@@ -116,12 +116,13 @@ def check_static(path: Path, report: Report) -> Profile | None:
     return profile
 
 
-def check_cases(profile: Profile) -> list[tuple[str, list[str]]]:
-    """(case id, what is missing) for every case of the profile's role."""
+def check_cases(profile: Profile) -> list[tuple[str, list[str], list[str]]]:
+    """(case id, what is missing, state tables not observable) for every case of the
+    profile's role."""
     from conformance.catalog import load_catalog
     from conformance.lab.profile import reference_profile
     from conformance.runner import TESTCASES
-    from conformance.suite.applicability import missing
+    from conformance.suite.applicability import missing, unobservable
     from conformance.suite.model import load_case_file
 
     catalog = load_catalog()
@@ -130,7 +131,8 @@ def check_cases(profile: Profile) -> list[tuple[str, list[str]]]:
     for path in sorted(TESTCASES.glob("rfc*.yaml")):
         for case in load_case_file(path, catalog):
             if case.role == profile.role:
-                out.append((case.id, missing(case, profile, holder)))
+                out.append((case.id, missing(case, profile, holder),
+                            unobservable(case, profile)))
     return out
 
 
@@ -202,11 +204,14 @@ def main(args) -> int:
     if not args.static and not report.problems:
         check_on_lab(profile, args.testbed, report)
     cases = check_cases(profile)
-    runnable = [c for c, why in cases if not why]
+    runnable = [c for c, why, _ in cases if not why]
     print(f"cases of role {profile.role}: {len(runnable)} of {len(cases)} can run")
-    for case_id, why in cases:
+    for case_id, why, tables in cases:
         if why:
             print(f"  {case_id}: NOT-APPLICABLE: {'; '.join(why)}")
+        elif tables:
+            print(f"  {case_id}: runs; not observable on this device: the checks on state "
+                  f"table {', '.join(tables)} (state:)")
     if report.problems:
         print(f"{len(report.problems)} problem(s)")
         return 1

@@ -90,6 +90,11 @@ def write_reports(state) -> dict:
                # against the cited section before relying on a verdict about them.
                "paraphrased": [r["id"] for r in requirements
                                if not r.get("quoted", True) and r["cases"]],
+               # Checks the device gives nothing to judge by (a state table it lacks).
+               "unobservable": [{"case": c["id"], "check": k["check"],
+                                 "requirements": k["requirements"], "why": k["actual"]}
+                                for c in cases for k in c.get("checks", [])
+                                if k.get("observable") is False],
                "manifest": manifest}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     _junit(out / "junit.xml", cases, summary)
@@ -186,6 +191,15 @@ def render_html(results: dict) -> str:
              f"in protocol waits.</p><div class='grid'>"
              f"{_counts_table('level', summary['by_level'])}"
              f"{_counts_table('role', summary['by_role'])}</div>"]
+    if results.get("unobservable"):
+        parts.append("<h2>Not observable on this device</h2><p>These checks need device "
+                     "state its profile does not provide; they are neither PASS nor FAIL, "
+                     "and the cases' other checks were judged.</p><table><tr><th>Case</th>"
+                     "<th>Check</th><th>Requirements</th><th>Why</th></tr>" + "".join(
+                         f"<tr><td><a href='#{e(u['case'])}'>{e(u['case'])}</a></td><td>"
+                         f"{e(u['check'])}</td><td>{e(', '.join(u['requirements']))}</td>"
+                         f"<td>{e(u['why'])}</td></tr>" for u in results["unobservable"])
+                     + "</table>")
     req_counts = "".join(f"<span>{_v(k)} {v}</span>" for k, v in
                          sorted(summary["requirements"].items()))
     parts.append(f"<h2>Traceability matrix</h2><p class='counts'>Requirements: {req_counts}</p>"
@@ -214,7 +228,7 @@ def render_html(results: dict) -> str:
         seq = "".join(f"<tr><td>{i + 1}</td><td>{e(t['from'])}</td><td class='arrow'>→</td>"
                       f"<td>{e(t['to'])}</td><td>{e(t['what'])}</td></tr>"
                       for i, t in enumerate(c.get("trace", [])))
-        checks = "".join(f"<tr><td>{ {True: '✔', False: '✘'}.get(k['ok'], '? not judged') }</td><td>{e(k['check'])}</td>"
+        checks = "".join(f"<tr><td>{ {True: '✔', False: '✘'}.get(k['ok'], '? not judged') if k.get('observable', True) else '– not observable' }</td><td>{e(k['check'])}</td>"
                          f"<td>{e(', '.join(k['requirements']))}</td><td>{e(k['expected'])}</td>"
                          f"<td>{e(str(k['actual']))}</td></tr>" for k in c.get("checks", []))
         evidence = "".join(f"<li>{e(k)}: <code>{e(str(v))}</code></li>"

@@ -1,7 +1,8 @@
 """Whether a device's profile can run a case, and if not, what it is missing: a PICS item it
-does not claim, a mobile node its PIXIT does not name, a state table, a log pattern or a
-configuration template the case's steps need. A case a profile cannot run is NOT-APPLICABLE
-with that reason, never an ERROR."""
+does not claim, a mobile node its PIXIT does not name, an action, a setting or a log pattern
+the case's steps need. A case a profile cannot run is NOT-APPLICABLE with that reason, never
+an ERROR. A state table the device lacks does not stop a case: the checks on it are not
+observable on this device, and the rest are judged (unobservable())."""
 
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ def tables_used(case: TestCase) -> set[str]:
     return out
 
 
+def unobservable(case: TestCase, dut: Profile | None) -> list[str]:
+    """The state tables a case reads that the device does not provide: their checks are
+    reported as not observable on this device; the case still runs."""
+    return [] if dut is None else sorted(tables_used(case) - set(dut.state))
+
+
 def missing(case: TestCase, dut: Profile | None, credentials: Profile) -> list[str]:
     """What `dut` (None: the reference) and the profile holding the mobility security
     associations lack for `case`, each as a reason a vendor can act on; [] when it can run."""
@@ -51,9 +58,6 @@ def missing(case: TestCase, dut: Profile | None, credentials: Profile) -> list[s
                        f"{', '.join(nodes)} (pixit.mobile_nodes)")
     if dut is None:
         return reasons
-    tables = sorted(tables_used(case) - set(dut.state))
-    if tables:
-        reasons.append(f"the profile provides no state table {', '.join(tables)} (state:)")
     kinds = {s.kind for s in case.steps}
     if "log" in kinds and not dut.security_exception:
         reasons.append("the profile declares no security-exception log pattern "

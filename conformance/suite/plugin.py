@@ -374,10 +374,15 @@ def execute(state: RunState, case) -> CaseRecord:
         if not run.results:
             raise SuiteError("the case recorded no check: it judged nothing",
                              file=case.file, case=case.id, line=case.line)
-        verdict = judge(run.results, catalog)
-        failed = [r for r in run.results if r.ok is not True]
+        verdict = judge(run.results, catalog, case.requirements)
+        failed = [r for r in run.results if r.ok is not True and r.observable]
         record.message = _failure_message(run, failed) if failed else \
-            f"{len(run.results)} check(s) passed"
+            f"{sum(r.observable for r in run.results)} check(s) passed"
+        hidden = sorted({r.actual for r in run.results if not r.observable})
+        if verdict == Verdict.NOT_APPLICABLE:
+            record.message = "what this case checks is " + "; ".join(hidden)
+        elif hidden:
+            record.message += "; some checks were " + "; ".join(hidden)
         if crashed is not None:
             record.message += f"; the device {crashed} (last log lines in the evidence)"
         sig = signature(run.results)

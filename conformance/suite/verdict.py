@@ -45,16 +45,28 @@ class CheckResult:
     actual: str
     step: int | None = None
     detail: str = ""
+    observable: bool = True  # False: the device provides nothing to judge it by (no table)
 
     def to_dict(self) -> dict:
-        return {"check": self.name, "ok": self.ok, "requirements": self.requirements,
-                "expected": self.expected, "actual": self.actual, "step": self.step,
-                "detail": self.detail}
+        out = {"check": self.name, "ok": self.ok, "requirements": self.requirements,
+               "expected": self.expected, "actual": self.actual, "step": self.step,
+               "detail": self.detail}
+        if not self.observable:
+            out["observable"] = False
+        return out
 
 
-def judge(results: list[CheckResult], catalog) -> Verdict:
+def judge(results: list[CheckResult], catalog, purpose=()) -> Verdict:
     """FAIL when a failed check binds a strict requirement, NON-STRICT when only SHOULDs,
-    INCONCLUSIVE when nothing failed but something could not be judged."""
+    INCONCLUSIVE when nothing failed but something could not be judged. A check that is not
+    observable on the device weighs nothing: a case none of whose observed checks carries
+    one of its own requirements (`purpose`) and none of which failed is NOT-APPLICABLE."""
+    observed = [r for r in results if r.observable]
+    if len(observed) < len(results) and not any(r.ok is False for r in observed):
+        own = set(purpose)
+        if not any(own & set(r.requirements) for r in observed) if own else not observed:
+            return Verdict.NOT_APPLICABLE
+    results = observed
     failed = [r for r in results if r.ok is False]
     if not failed:
         return Verdict.INCONCLUSIVE if any(r.ok is None for r in results) else Verdict.PASS
@@ -89,8 +101,9 @@ def case_requirement_verdicts(case: dict, catalog) -> dict[str, str]:
     for check in case.get("checks", []):
         for req in check["requirements"]:
             if req in catalog and role in catalog[req].roles:
-                out.setdefault(req, []).append(requirement_verdict(
-                    catalog[req].level, check["ok"], case["verdict"]))
+                out.setdefault(req, []).append(
+                    requirement_verdict(catalog[req].level, check["ok"], case["verdict"])
+                    if check.get("observable", True) else Verdict.NOT_APPLICABLE.value)
     if case["verdict"] in UNJUDGED:
         for req in case["requirements"]:
             if req in catalog and role in catalog[req].roles and req not in out:

@@ -214,6 +214,16 @@ class CaseRun:
         profile = self.session.profile_for(self.case.role)
         return all(profile.claims(p) for p in spec.get("pics") or [])
 
+    def unobservable(self, step: Step, table: str, checks) -> None:
+        """The device provides no `table`: its checks are recorded as not observable on this
+        device (neither PASS nor FAIL); the case's wire checks are still judged."""
+        for spec in checks or []:
+            if self.applies(spec):
+                result = self.record(step, spec["check"], None, spec["check"],
+                                     f"not observable on this device: its profile provides "
+                                     f"no state table {table!r}", spec.get("requirements"))
+                result.observable = False
+
     def run_checks(self, step: Step, subject, checks) -> None:
         for spec in checks or []:
             if not self.applies(spec):

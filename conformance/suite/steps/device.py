@@ -17,8 +17,17 @@ def _dut(run: CaseRun, step: Step):
     return dut
 
 
+def _observable(run: CaseRun, step: Step, table: str) -> bool:
+    if table in _dut(run, step).profile.state:
+        return True
+    run.unobservable(step, table, step.spec.get("checks"))
+    return False
+
+
 @step("state", subject="rows", table=str, checks=list)
 def state(run: CaseRun, step: Step) -> None:
+    if not _observable(run, step, step.spec.get("table", "bindings")):
+        return
     rows = _dut(run, step).state(step.spec.get("table", "bindings"))
     run.vars["state"] = {"message": rows}
     run.run_checks(step, rows, step.spec.get("checks"))
@@ -29,6 +38,8 @@ def wait(run: CaseRun, step: Step) -> None:
     """Poll the device's state until the checks hold, with a deadline (not a sleep)."""
     dut = _dut(run, step)
     table = step.spec.get("state", "bindings")
+    if not _observable(run, step, table):
+        return
     limit = float(run.resolve(step.spec.get("seconds_at_most", 5)))
     checks = step.spec.get("checks") or []
 
