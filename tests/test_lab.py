@@ -288,3 +288,27 @@ def test_profile_check_drives_each_reference_device_on_the_lab(lab, capsys):
         assert profile_check(args) == 0, capsys.readouterr().out
         out = capsys.readouterr().out
         assert "ok      start and health" in out and "ok      stop" in out, out
+
+
+def test_a_cli_only_home_agent_runs_real_cases_through_netmiko_and_textfsm(lab, tmp_path):
+    """The router-style example device (an IOS-like CLI over SSH, nothing else): configured
+    in configuration mode, reset by a CLI command, its bindings read by a TextFSM template;
+    the §3.8 cases pass on it, their binding checks judged from the parsed CLI output and the
+    routes it cannot show reported as not observable."""
+    import json
+
+    built, _, _ = lab
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([sys.executable, "-m", "conformance", "run", "--testbed",
+                           str(built.testbed_path), "--dut",
+                           str(ROOT / "fixtures/profiles/examples/cli-ha.yaml"), "--role",
+                           "ha", "--section", "3.8", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    results = json.loads((out / "results.json").read_text())
+    verdicts = {c["id"]: c["verdict"] for c in results["cases"]}
+    assert verdicts and set(verdicts.values()) == {"PASS"}, done.stdout[-3000:]
+    judged = [k for c in results["cases"] for k in c["checks"]
+              if k["check"] == "binding_prefixes"]
+    assert judged and all(k["ok"] for k in judged)
+    assert {u["check"] for u in results["unobservable"]} == {"no_route"}
