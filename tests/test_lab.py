@@ -312,3 +312,24 @@ def test_a_cli_only_home_agent_runs_real_cases_through_netmiko_and_textfsm(lab, 
               if k["check"] == "binding_prefixes"]
     assert judged and all(k["ok"] for k in judged)
     assert {u["check"] for u in results["unobservable"]} == {"no_route"}
+
+
+def test_the_guides_worked_example_runs_as_written_on_the_lab(lab, tmp_path):
+    """docs/writing-a-profile.md: its `dsmip4 run` command, on a real lab, gives the verdicts
+    the guide shows."""
+    import json
+    import re
+
+    guide = (ROOT / "docs" / "writing-a-profile.md").read_text()
+    command = next(line[len("$ dsmip4 "):].split() for line in guide.splitlines()
+                   if line.startswith("$ dsmip4 run "))
+    out = tmp_path / "out"
+    command[command.index("--out") + 1] = str(out)
+    built, _, _ = lab
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    subprocess.run([sys.executable, "-m", "conformance", *command, "--testbed",
+                    str(built.testbed_path)], cwd=ROOT, env=env, capture_output=True,
+                   timeout=600)
+    counts = json.loads((out / "results.json").read_text())["summary"]["counts"]
+    assert ", ".join(f"{k} {v}" for k, v in counts.items()) == \
+        re.search(r"verdicts: (.*)", guide).group(1)
