@@ -20,6 +20,15 @@ def test_example_remote_testbed_loads():
     assert tb.hosts["mn"].interfaces["eth1"].ipv4() == ["203.0.113.10", "203.0.113.70"]
 
 
+def test_named_addresses_win_over_interface_positions():
+    from conformance.suite.session import addresses_from
+
+    tb = load_testbed(EXAMPLE)
+    addresses = addresses_from(tb)
+    assert addresses.coa == "203.0.113.70" and addresses.ha == "203.0.113.194"
+    assert addresses.fa == "203.0.113.65"  # not named: from the fa host's foreign interface
+
+
 def test_secrets_come_from_the_environment_and_never_show(monkeypatch):
     monkeypatch.setenv("DSMIP4_CN_PASSWORD", "hunter2")
     tb = load_testbed(EXAMPLE)
@@ -40,6 +49,8 @@ def test_secrets_come_from_the_environment_and_never_show(monkeypatch):
     ("reply_timeout: 3.0", "reply_timeout: -1", "testbed.pixit.reply_timeout", "greater than 0"),
     ("    workdir: /var/tmp/dsmip4\n", "    workdir: /var/tmp/dsmip4\n    colour: blue\n",
      "hosts.mn.colour", "unknown key"),
+    ("  coa: 203.0.113.70", "  coa: 203.0.113.700", "addresses.coa", "not an IP address"),
+    ("  coa: 203.0.113.70", "  hoa: 203.0.113.70", "addresses", "PIXIT"),
     ("known_hosts: keys/known_hosts, passphrase_env", "passphrase_env",
      "hosts.mn.management.known_hosts", "always checked"),
 ])

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from conformance.schema import Strict, regex
 
@@ -234,6 +234,10 @@ class DeviceAction(Strict):
 
 
 class ProfileModel(Strict):
+    # start, unless the device is always on behind a CLI connection (_startable below)
+    model_config = ConfigDict(**Strict.model_config, json_schema_extra={
+        "anyOf": [{"required": ["start"]}, {"required": ["connection"]}]})
+
     profile: Meta
     role: Annotated[str, Field(description="mn, fa or ha (any case)")]
     host: str = Field(description="the testbed role whose host runs the device")

@@ -86,6 +86,7 @@ class Testbed:
     links: dict[str, list[tuple[str, str]]]
     pixit: dict
     builtin: dict | None = None  # what the built-in lab records about itself
+    addresses: dict = field(default_factory=dict)  # named addresses ($ha, $coa ...) given
 
     def host_for(self, role: str) -> HostSpec:
         for host in self.hosts.values():
@@ -145,4 +146,4 @@ def load_testbed(path: str | Path) -> Testbed:
         links[name] = parsed
     pixit = {**DEFAULT_PIXIT, **model.testbed.pixit.model_dump()}
     return Testbed(str(path), model.testbed.name or path.stem, hosts, links, pixit,
-                   model.builtin)
+                   model.builtin, dict(model.addresses))

@@ -4,9 +4,9 @@ Checks that need the file's folder (key files exist) stay in the loader."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StrictFloat, StrictInt, field_validator
+from pydantic import BeforeValidator, Field, StrictFloat, StrictInt, field_validator
 
 from conformance.schema import Strict
 
@@ -78,9 +78,45 @@ class Host(Strict):
         return [str(r).lower() for r in value] if isinstance(value, list) else value
 
 
+# The addresses a case names ($ha, $coa, ...); by default each is taken from the interface
+# addresses of the hosts (see conformance/suite/session.py); `addresses:` names them outright.
+ADDRESS_NAMES = {
+    "ha": "the HA's address (IPv4): where the MN registers",
+    "fa": "the FA's address on the foreign link (IPv4)",
+    "coa": "the MN's co-located care-of address (IPv4)",
+    "cn6": "the correspondent node's IPv6 address",
+    "ha_transit": "the HA's address on the transit link (IPv4)",
+    "fa_transit": "the FA's address on the transit link (IPv4)",
+    "ha6": "the HA's IPv6 address on the correspondent link",
+}
+AddressName = Literal[tuple(ADDRESS_NAMES)]  # type: ignore[valid-type]
+
+
+def _ip_text(value) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+IPText = Annotated[str, BeforeValidator(_ip_text)]
+
+
 class TestbedModel(Strict):
     __test__ = False
     testbed: Meta = Field(default_factory=Meta)
     hosts: dict[str, Host] = Field(min_length=1)
+    addresses: dict[AddressName, IPText] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="addresses by name, overriding those taken from "
+                                          "the hosts' interfaces (home addresses come from "
+                                          "the device profile's PIXIT)")
+
+    @field_validator("addresses", mode="before")
+    @classmethod
+    def _no_home_addresses(cls, value):
+        if isinstance(value, dict) and {"hoa", "hoa2"} & set(value):
+            raise ValueError("home addresses are the device profile's PIXIT "
+                             "(pixit.mobile_nodes.mnN.home_address), not the testbed's")
+        return value
     links: dict[str, list[str]] = Field(default_factory=dict)
     builtin: dict | None = Field(None, description="written by the built-in lab about itself")

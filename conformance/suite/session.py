@@ -41,6 +41,14 @@ class Addresses:
 
 
 def addresses_from(testbed: Testbed) -> Addresses:
+    """The addresses cases name, by default from the hosts' interfaces (the MN host's first
+    address on the foreign link is the home address, its second the co-located CoA); the
+    testbed's `addresses:` names any of them outright, and wins."""
+    derived = _derived_addresses(testbed)
+    return Addresses(**{**derived.__dict__, **testbed.addresses})
+
+
+def _derived_addresses(testbed: Testbed) -> Addresses:
     def iface_on(role, link):
         host = testbed.host_for(role)
         for iface in host.interfaces.values():

@@ -122,6 +122,8 @@ class CaseRun:
         for name, mn in profile.mobile_nodes.items():
             self.vars.update({f"{name}_home_address": mn.home_address, f"{name}_spi": mn.spi,
                               f"{name}_key": mn.key})
+        # Home addresses are the PIXIT's, by name, never an interface's position.
+        self.vars["hoa"] = mn1.home_address
         if "mn2" in profile.mobile_nodes:
             self.vars["hoa2"] = profile.mobile_nodes["mn2"].home_address
         dut_profile = self.session.profile_for(self.case.role)
