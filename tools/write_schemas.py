@@ -12,6 +12,7 @@ sys.path.insert(0, str(ROOT))
 
 from conformance.lab.profile_model import ProfileModel  # noqa: E402
 from conformance.lab.testbed_model import TestbedModel  # noqa: E402
+from conformance.nodes import config_model  # noqa: E402
 from conformance.schema import json_schema  # noqa: E402
 from conformance.suite.case_schema import case_file_schema  # noqa: E402
 from conformance.suite.verdict import ExpectedFailuresFile  # noqa: E402
@@ -33,6 +34,7 @@ def schemas() -> dict[str, dict]:
             "Known failures of one device: case id and a regular expression over the "
             "failure signature"),
         "testcase.schema.json": case_file_schema(),
+        "node-config.schema.json": config_model.json_schema(),
     }
 
 

@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.nodes.config_model import MODELS
 from conformance.nodes.fa import FAConfig
 from conformance.nodes.faults import FA_FAULTS, HA_FAULTS, MN_FAULTS
 from conformance.nodes.ha import HAConfig, MobileNodeEntry
 from conformance.nodes.mn import MNConfig
 from conformance.nodes.prefixes import PrefixTable, prefix_key
+from conformance.schema import validate
 from conformance.yamlfile import YamlError, line_of, load_yaml
 
 
@@ -301,6 +303,9 @@ def _attach(path, node) -> dict:
 def load_node_config(path: str | Path, role: str | None = None) -> NodeConfig:
     path = Path(path)
     data = load_yaml(path, ConfigError)
+    if isinstance(data, dict) and data.get("role") in MODELS:
+        # The published schema first (line, column, did-you-mean), then the meaning.
+        validate(MODELS[data["role"]], data, path, ConfigError)
     r = _Reader(path, data, "")
     kind = r.get("role", str, check=lambda v: None if v in ("ha", "fa", "mn")
                  else "expected ha, fa or mn")
