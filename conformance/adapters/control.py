@@ -35,6 +35,8 @@ def answer(engine, role: str, line: str, now: float) -> tuple[dict, list]:
             actions = engine.return_home(now)
         elif cmd == "join" and len(args) == 1:
             actions = engine.join_group(args[0], now)
+        elif cmd == "leave" and len(args) == 1:
+            actions = engine.leave_group(args[0], now)
         if actions is not None:
             return {"ok": True, **engine.status(now)}, list(actions)
     return {"error": f"unknown command {line!r} for a {role}"}, []

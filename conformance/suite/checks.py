@@ -227,6 +227,11 @@ def tunneling_mode_count(ctx, request, equals: int):
 
 
 @check("request")
+def request_lifetime(ctx, request, equals: int):
+    return request.lifetime == equals, f"Lifetime {equals}", f"{request.lifetime}"
+
+
+@check("request")
 def requested_prefixes(ctx, request, equals: list[str]):
     got = sorted(str(r.network) if r.prefix_length <= 128 else f"{r.prefix_text}/255"
                  for r in request.prefix_requests)
@@ -387,11 +392,16 @@ def _router_alert(inner) -> bool:
 
 
 @check("packet")
-def mld_report(ctx, packet, joins: str):
+def mld_report(ctx, packet, joins: str | None = None, leaves: str | None = None):
     """RFC 3810 §5.2, §7.4: an MLDv2 Report from a link-local source to ff02::16 with hop
     limit 1 and a Router Alert, a correct ICMPv6 checksum, zero Reserved fields and Aux Data
     Len, its Number of Records matching the records, one of them joining `joins` (EXCLUDE
-    with no source)."""
+    with no source) or leaving `leaves` (INCLUDE with no source)."""
+    if (joins is None) == (leaves is None):
+        raise ValueError("mld_report takes exactly one of joins, leaves")
+    group = ctx.resolve(joins if joins is not None else leaves)
+    record_types = (2, 4) if joins is not None else (1, 3)  # RFC 3810 §5.2.12
+    what = "joining" if joins is not None else "leaving"
     from conformance.codec.packets import addr6, checksum6
 
     inner = _inner6(packet)
@@ -422,14 +432,14 @@ def mld_report(ctx, packet, joins: str):
         rtype, aux, nsrc = icmp[off], icmp[off + 1], int.from_bytes(icmp[off + 2:off + 4], "big")
         if aux:
             problems.append(f"Aux Data Len {aux}")
-        joined |= rtype in (2, 4) and nsrc == 0 and icmp[off + 4:off + 20] == addr6(
-            ctx.resolve(joins))
+        joined |= rtype in record_types and nsrc == 0 and icmp[off + 4:off + 20] == addr6(
+            group)
         off += 20 + 16 * nsrc + 4 * aux
     if off != len(icmp):
         problems.append(f"{len(icmp) - off} bytes beyond the {count} record(s)")
     if not joined:
-        problems.append(f"no record joining {ctx.resolve(joins)}")
-    return not problems, f"a well-formed MLDv2 Report joining {ctx.resolve(joins)}", \
+        problems.append(f"no record {what} {group}")
+    return not problems, f"a well-formed MLDv2 Report {what} {group}", \
         "; ".join(problems) or "well-formed"
 
 
