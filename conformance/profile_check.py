@@ -160,6 +160,9 @@ def check_on_lab(profile: Profile, testbed_path: str | None, report: Report) -> 
             return
         host = SSHHost(spec, testbed.pixit["ssh_timeout"]).connect()
         device = device_for(profile, host)
+        if profile.health_probe is not None and profile.health_probe.registration:
+            report.good("health: the registration probe runs in `dsmip4 run` (it needs the "
+                        "suite's mobile node); here start waits for the process only")
         steps = [("install", device.install), ("configure", device.configure),
                  ("start and health", device.start)]
         try:

@@ -333,3 +333,27 @@ def test_the_guides_worked_example_runs_as_written_on_the_lab(lab, tmp_path):
     counts = json.loads((out / "results.json").read_text())["summary"]["counts"]
     assert ", ".join(f"{k} {v}" for k, v in counts.items()) == \
         re.search(r"verdicts: (.*)", guide).group(1)
+
+
+def test_a_registration_health_probe_gates_the_device(lab, tmp_path):
+    """health: {registration: true}: the reference HA answers the probe and its cases run;
+    a "device" that never answers a registration never becomes healthy (ERROR, not FAIL)."""
+    import json
+
+    built, _, _ = lab
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    base = ROOT / "fixtures/profiles/reference-ha.yaml"
+    verdicts = {}
+    for name, extra in (("answers", ""), ("silent", "start: \"sleep 600\"\n")):
+        profile = tmp_path / f"{name}.yaml"
+        profile.write_text(f"extends: {base}\nprofile: {{name: {name}-ha}}\n"
+                           f"health: {{registration: true}}\n{extra}")
+        out = tmp_path / name
+        subprocess.run([sys.executable, "-m", "conformance", "run", "--testbed",
+                        str(built.testbed_path), "--dut", str(profile), "--role", "ha",
+                        "--case", "HA-3.8-001", "--out", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, timeout=300)
+        (case,) = json.loads((out / "results.json").read_text())["cases"]
+        verdicts[name] = (case["verdict"], case["message"])
+    assert verdicts["answers"][0] == "PASS", verdicts
+    assert verdicts["silent"][0] == "ERROR" and "healthy" in verdicts["silent"][1], verdicts

@@ -42,6 +42,8 @@ class Device:
         self.pid: int | None = None
         self.crashes: list[dict] = []
         self.stdout_log = f"{host.spec.workdir}/{profile.role}-device.out"
+        # health: {registration: true}: set by the run's session, which can reach the device
+        self.registration_probe = None
 
     def render(self, text: str) -> str:
         return self.profile.render(text, self.params)
@@ -94,6 +96,8 @@ class Device:
             return port_open(self.host.spec.management.address, probe.tcp)
         if probe is not None and probe.udp:  # bound on the device host, any address
             return self.host.run(f"ss -Hlun 'sport = :{probe.udp}' | grep -q .", 5).ok
+        if probe is not None and probe.registration and self.registration_probe is not None:
+            return self.registration_probe()
         if self.profile.health:
             return self.host.run(self.render(self.profile.health), 5).ok
         return True

@@ -109,19 +109,23 @@ class Connection(Strict):
 
 class HealthProbe(Strict):
     """When the device is ready: exactly one of a command that exits 0, a TCP port that
-    accepts a connection, or a UDP port bound on the device host."""
+    accepts a connection, a UDP port bound on the device host, or (an HA) a registration
+    probe: the suite deregisters mn1 from its co-located CoA and any reply will do."""
 
     command: str | None = None
     tcp: int | None = Field(None, ge=1, le=65535, description="a port on the device host's "
                                                               "management address")
     udp: int | None = Field(None, ge=1, le=65535, description="a UDP port the device binds "
                                                               "(434 for an HA or FA)")
+    registration: StrictBool | None = Field(None, description="HA: a registration request "
+                                                              "from mn1 gets a reply")
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        given = [k for k in ("command", "tcp", "udp") if getattr(self, k) is not None]
+        given = [k for k in ("command", "tcp", "udp", "registration")
+                 if getattr(self, k) not in (None, False)]
         if len(given) != 1:
-            raise ValueError("give exactly one of command, tcp, udp")
+            raise ValueError("give exactly one of command, tcp, udp, registration")
         return self
 
 

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.codec import AuthExtension, RegistrationRequest, encode
+from conformance.codec.ntp import ntp_time
 from conformance.errors import SuiteError
 from conformance.lab.agent_client import Agent
 from conformance.lab.device import Device, device_for
@@ -119,7 +121,29 @@ class Session:
     def device(self, role: str, params: dict | None = None) -> Device:
         profile = self.profile_for(role)
         host = self.hosts[self.testbed.host_for(profile.host).name]
-        return device_for(profile, host, params)
+        device = device_for(profile, host, params)
+        if role == "ha":
+            device.registration_probe = self.registration_probe
+        return device
+
+    def registration_probe(self) -> bool:
+        """Whether the HA answers a registration: mn1 deregisters from its co-located CoA
+        (lifetime 0, so no binding is left) and any reply, whatever its code, will do."""
+        profile = self.profile_for("ha")
+        mn = profile.mobile_nodes.get("mn1")
+        if mn is None:
+            raise SuiteError("health: {registration: true} needs pixit.mobile_nodes.mn1",
+                             file=profile.path)
+        a = self.addresses
+        flags = RegistrationRequest.flags_of("D" + profile.registration_flags.replace("D", ""))
+        request = RegistrationRequest(flags, 0, mn.home_address, a.ha, a.coa,
+                                      ntp_time(time.time()), [AuthExtension(32, mn.spi)])
+        host, iface = self.watch["foreign"]
+        agent = self.agent(host)
+        since = agent.mark(iface)
+        agent.send_udp(a.coa, a.ha, encode(request, {32: bytes.fromhex(mn.key)}))
+        seen = agent.wait(iface, {"src": a.ha, "ip_proto": 17, "sport": 434}, 1.0, since)
+        return bool(seen["matched"])
 
     def prepare(self, role: str) -> None:
         """Run exactly what the role under test needs: its DUT (unless it is an MN, which each
