@@ -215,9 +215,7 @@ class MemoryDevice(Device):
         return self.node.log_text().splitlines()[-lines:] if self.node else []
 
     def state(self, name: str = "bindings") -> list[dict]:
-        reader = self.profile.state.get(name)
-        if reader is None:
-            raise StateParseError(f"profile {self.profile.name} has no state {name!r}")
+        reader = self.reader(name)
         if self.node is None:
             raise StateParseError(f"{self.profile.name} is not running")
         try:

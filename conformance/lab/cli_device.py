@@ -49,35 +49,31 @@ class CliDevice(Device):
                            f"{str(exc).strip()[:300]}") from exc
         return self.connection
 
-    def cli(self, line: str) -> str:
-        """One exec-mode command's output; a refused line is a LabError (the profile's or the
-        lab's problem, not a verdict on the device)."""
+    def _send(self, what: str, send, *args) -> str:
+        """Output of one netmiko call; a dropped session or a line the CLI refused is a
+        LabError (the profile's or the lab's problem, not a verdict on the device)."""
         try:
-            out = self._cli().send_command(line)
+            out = send(*args)
         except (OSError, EOFError) as exc:
             self.connection = None
-            raise LabError(f"{self.profile.name}: `{line}`: {exc}") from exc
+            raise LabError(f"{self.profile.name}: {what}: {exc}") from exc
         refused = _REFUSED.search(out)
         if refused:
-            raise LabError(f"{self.profile.name}: `{line}` refused: {refused.group().strip()}")
+            raise LabError(f"{self.profile.name}: {what} refused: {refused.group().strip()}"
+                           f"\n{out[-600:]}")
         return out
+
+    def cli(self, line: str) -> str:
+        """One exec-mode command's output."""
+        return self._send(f"`{line}`", self._cli().send_command, line)
 
     # ------------------------------------------------------------------ the Device calls
     def command(self, text: str) -> str:
         return "\n".join(self.cli(line) for line in text.splitlines() if line.strip())
 
     def configure_lines(self, lines: list[str]) -> None:
-        if not lines:
-            return
-        try:
-            out = self._cli().send_config_set(lines)
-        except (OSError, EOFError) as exc:
-            self.connection = None
-            raise LabError(f"{self.profile.name}: configuration mode: {exc}") from exc
-        refused = _REFUSED.search(out)
-        if refused:
-            raise LabError(f"{self.profile.name}: a configuration line was refused: "
-                           f"{refused.group().strip()} in\n{out[-600:]}")
+        if lines:
+            self._send("configuration mode", self._cli().send_config_set, lines)
 
     def start(self, timeout: float = 10.0) -> None:
         super().start(timeout)
@@ -100,9 +96,7 @@ class CliDevice(Device):
             self.start()
 
     def state(self, name: str = "bindings") -> list[dict]:
-        reader = self.profile.state.get(name)
-        if reader is None:
-            raise StateParseError(f"profile {self.profile.name} has no state {name!r}")
+        reader = self.reader(name)
         try:
             out = self.cli(self.render(reader.command))
         except LabError as exc:

@@ -165,11 +165,15 @@ class Device:
             return []
 
     # ------------------------------------------------------------------ observation
-    def state(self, name: str = "bindings") -> list[dict]:
-        """A state table from the device; StateParseError when it cannot be read."""
+    def reader(self, name: str):
         reader = self.profile.state.get(name)
         if reader is None:
             raise StateParseError(f"profile {self.profile.name} has no state {name!r}")
+        return reader
+
+    def state(self, name: str = "bindings") -> list[dict]:
+        """A state table from the device; StateParseError when it cannot be read."""
+        reader = self.reader(name)
         result = self.host.run(self.render(reader.command), 10)
         if not result.ok:
             raise StateParseError(f"`{reader.command}` exited {result.status}: "
