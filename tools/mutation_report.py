@@ -447,8 +447,8 @@ def _only_observations(node) -> bool:
 
 def _in_log_detail(body: list[str], first: int, last: int) -> bool:
     """Whether the change is in what a log record says: the arguments of a
-    `_security_exception(...)` call (the suite checks that one is logged, not its words) or
-    an `event_data=` argument."""
+    `_security_exception(...)` call (the suite checks that one is logged, not its words), the
+    fields of an `Event("security-exception", {...})`, or an `event_data=` argument."""
     tree = _parse(body)
     if tree is None:
         return False
@@ -459,6 +459,12 @@ def _in_log_detail(body: list[str], first: int, last: int) -> bool:
             return True
         if isinstance(node, ast.keyword) and node.arg == "event_data" and \
                 node.value.lineno <= lo and node.value.end_lineno >= hi:
+            return True
+        # Event("security-exception", {...}): the record's name is checked, its fields not.
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Event" and \
+                len(node.args) > 1 and isinstance(node.args[0], ast.Constant) and \
+                node.args[0].value == "security-exception" and \
+                node.args[1].lineno <= lo and node.args[1].end_lineno >= hi:
             return True
     return False
 
