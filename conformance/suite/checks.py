@@ -227,6 +227,20 @@ def tunneling_mode_count(ctx, request, equals: int):
 
 
 @check("request")
+def retransmission_backoff(ctx, request, first: str, previous: str):
+    """RFC 3344 §3.6.3: this request retransmits `previous`, which retransmitted `first`: the
+    first timeout is at least 100 ms, the next at least twice as long (capture times; 5%
+    allowance for the capture's own timing)."""
+    t0, t1, t2 = ctx.saved(first)["at"], ctx.saved(previous)["at"], ctx.vars["request"]["at"]
+    if None in (t0, t1, t2):
+        raise ValueError("the capture gave no arrival time")
+    one, two = t1 - t0, t2 - t1
+    ok = one >= 0.1 and two >= 2 * one * 0.95
+    return ok, "a first timeout of at least 0.1 s, then one at least twice as long", \
+        f"{one:.3f} s, then {two:.3f} s"
+
+
+@check("request")
 def request_lifetime(ctx, request, equals: int):
     return request.lifetime == equals, f"Lifetime {equals}", f"{request.lifetime}"
 

@@ -106,6 +106,7 @@ class CaseRun:
     _headers_judged: int = 0
     step: Step | None = None  # the step running: checks made while waiting belong to it
     _payloads: dict = field(default_factory=dict)
+    last_seen_time: float | None = None  # capture time of the packet wait_packet last took
 
     def __post_init__(self):
         pixit = self.session.testbed.pixit
@@ -264,6 +265,7 @@ class CaseRun:
                 since = seen["seq"]
                 if accept is None or accept(packet):
                     self.marks[link] = max(self.marks.get(link, 0), seen["seq"])
+                    self.last_seen_time = seen.get("time")  # when it was captured
                     self._judge_ipv4_header(packet)
                     return packet
         finally:

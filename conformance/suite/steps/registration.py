@@ -248,10 +248,11 @@ def _is_request(packet: bytes) -> bool:
     return udp_payload(packet)[:1] == bytes((REQUEST,))
 
 
-@step("expect_request", subject="request", checks=list)
+@step("expect_request", subject="request", checks=list, save_as=str)
 def expect_request(run: CaseRun, step: Step) -> None:
     """The MN under test's request, judged as the MN sent it on its own link; through the
-    reference FA, the relayed copy is what the suite (as HA) answers."""
+    reference FA, the relayed copy is what the suite (as HA) answers. `save_as` keeps it (and
+    when it was captured) for later checks."""
     spec = step.spec
     timeout = run.timeout(step, "reply_timeout")
     packet = run.wait_packet("foreign", MN_REQUEST, timeout, _is_request)
@@ -266,7 +267,9 @@ def expect_request(run: CaseRun, step: Step) -> None:
     if message is None:
         return
     via_fa = parse_ipv4(packet).dst != run.vars["ha"]
-    run.vars["request"]["via_fa"] = via_fa
+    run.vars["request"].update(via_fa=via_fa, at=run.last_seen_time)
+    if spec.get("save_as"):
+        run.vars[spec["save_as"]] = run.vars["request"]
     run.note("DUT (MN)", "FA" if via_fa else "suite (HA)",
              f"Registration Request lifetime {message.lifetime}, "
              f"{len(message.prefix_requests)} prefix request(s)")
