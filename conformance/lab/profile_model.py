@@ -21,6 +21,8 @@ PICS = {
     "udp-tunnelling": "RFC 3519 UDP tunnelling (§3.9)",
     "dynamic-delegation": "DHCPv6 prefix delegation over the HoA tunnel (§3.7.1)",
     "mld": "MLD over the HoA tunnel and multicast forwarding (§3.3.2, §3.3.3)",
+    "mldv2": "MN: its listener reports are MLDv2 (RFC 3810); without it, MLDv1 (RFC 2710), "
+             "which §3.3.3 allows too",
     "dynamic-tunnel-mtu": "the dynamic tunnel MTU method of RFC 4213 §3.2 (OPTIONAL)",
     "reverse-tunnel": "FA: reverse tunnelling (RFC 3024)",
     "fa-registration-timeout": "FA: denies with code 78 a relayed request the HA never "
