@@ -511,6 +511,16 @@ def _string_only(before: str, after: str) -> bool:
                                  for x, y in changed)
 
 
+_DENIAL_REPLY = re.compile(r"_reply\(request, ReplyCode\.(?!ACCEPTED)\w+, (\d+),")
+
+
+def _denial_lifetime_only(before: str, after: str) -> bool:
+    """Whether the change only alters the lifetime argument of a reply with a denial code."""
+    a, b = _DENIAL_REPLY.search(before), _DENIAL_REPLY.search(after)
+    return bool(a and b) and a.group(1) != b.group(1) and \
+        before[:a.start(1)] + before[a.end(1):] == after[:b.start(1)] + after[b.end(1):]
+
+
 def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
              built: set[str] | None = None, reads: set[str] | None = None) -> None:
     if m.name in manual:
@@ -544,6 +554,10 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         m.kind, m.reason = "unobservable", "not observable on the wire: the decoder fills " \
             f"{m.built_fields[0]}.{'/'.join(sorted(m.built_fields[1]))}, which no device " \
             "code reads"
+        return
+    if _denial_lifetime_only(m.before, m.after):
+        m.kind, m.reason = "equivalent", "equivalent: only the Lifetime of a denial changes, " \
+            "which RFC 3344 §3.4 leaves unspecified and has ignored on reception"
         return
     if m.unused_argument:
         m.kind, m.reason = "equivalent", f"equivalent: the argument goes to " \
