@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.nodes.config_model import MODELS
+from conformance.nodes.config_model import MODELS, _ipv4
 from conformance.nodes.fa import FAConfig
 from conformance.nodes.faults import FA_FAULTS, HA_FAULTS, MN_FAULTS
 from conformance.nodes.ha import HAConfig, MobileNodeEntry
@@ -83,12 +83,6 @@ class _Reader:
         unknown = sorted(set(self.node) - self.used)
         if unknown:
             self.fail(unknown[0], f"unknown key; expected one of {sorted(self.used)}")
-
-
-def _ipv4(value) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected an IPv4 address as text")
-    return str(ipaddress.IPv4Address(value))
 
 
 def _networks(value) -> list[ipaddress.IPv6Network]:

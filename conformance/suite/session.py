@@ -216,8 +216,8 @@ class Session:
         running = self.devices.get(role)
         settings = dict(params)
         if spec is not None:
-            scope = {**(running or self.device(role)).params, **args}  # $python, $workdir
-            settings.update({k: profile.render(str(v), scope) for k, v in spec.params.items()})
+            device = running or self.device(role)  # its $python, $workdir
+            settings.update({k: device.render_with(str(v), args) for k, v in spec.params.items()})
         restart = running is None or action == "restart" or bool(settings) or spec.restart
         dut = self.restart(role, settings) if restart else running
         if spec is not None:
