@@ -521,6 +521,46 @@ def _denial_lifetime_only(before: str, after: str) -> bool:
         before[:a.start(1)] + before[a.end(1):] == after[:b.start(1)] + after[b.end(1):]
 
 
+_BYTEORDER = re.compile(r'(\b(?:to_bytes|from_bytes)\([^()]*(?:\([^()]*\))?[^()]*?),\s*"big"\)')
+
+
+_ENCODE_ERROR = re.compile(r"EncodeError\(.*\)")
+
+
+def _wire_length_none(line: str) -> set[str]:
+    """The line with one use of `wire_length` replaced as if it were always None."""
+    out = set()
+    for old, new in (("ext.wire_length", "None"), ("wire_length", "None"),
+                     ("ext.wire_length is None", "(ext.wire_length is None) or True"),
+                     ("wire_length is None", "(wire_length is None) or True")):
+        start = 0
+        while (i := line.find(old, start)) >= 0:
+            out.add(line[:i] + new + line[i + len(old):])
+            start = i + 1
+    return out
+
+
+def _default_argument_only(before: str, after: str) -> str | None:
+    """Why a change is equivalent when it only drops an argument equal to its default or
+    changes what the library treats alike; None otherwise."""
+    if _BYTEORDER.sub(r"\1, )", before) == after:
+        return "equivalent: byteorder \"big\" is the default of int.to_bytes/from_bytes " \
+            "since Python 3.11 (the project requires >= 3.11)"
+    if re.sub(r"unpack_from\((\w+), 0\)", r"unpack_from(\1, )", before) == after != before:
+        return "equivalent: 0 is the default offset of struct.unpack_from"
+    if "wire_length" in before and after in _wire_length_none(before):
+        return "equivalent: `wire_length` is always None on the device (no device code sets " \
+            "it and the decoder never does; only the suite's deliberately damaged messages " \
+            "carry one), so the encoder takes the length of the body either way"
+    if "EncodeError(" in before and _ENCODE_ERROR.sub("EncodeError(...)", before) == \
+            _ENCODE_ERROR.sub("EncodeError(...)", after):
+        return "equivalent: only the message of an EncodeError changes; the error is raised " \
+            "all the same"
+    if before.replace('"md5"', '"MD5"') == after and '"md5"' in before:
+        return "equivalent: hashlib looks digest names up case-insensitively (\"MD5\" is md5)"
+    return None
+
+
 def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
              built: set[str] | None = None, reads: set[str] | None = None) -> None:
     if m.name in manual:
@@ -554,6 +594,10 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         m.kind, m.reason = "unobservable", "not observable on the wire: the decoder fills " \
             f"{m.built_fields[0]}.{'/'.join(sorted(m.built_fields[1]))}, which no device " \
             "code reads"
+        return
+    same = _default_argument_only(m.before, m.after)
+    if same:
+        m.kind, m.reason = "equivalent", same
         return
     if _denial_lifetime_only(m.before, m.after):
         m.kind, m.reason = "equivalent", "equivalent: only the Lifetime of a denial changes, " \

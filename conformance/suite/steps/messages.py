@@ -340,10 +340,11 @@ FRAMING_VARIANTS = {
                            "length byte", {"drop", "134", "accept"}),
     "trailing-overrun": ("an extension after the authenticator whose Length (18) runs past "
                          "the end", {"drop", "134", "accept"}),
-    "long-header-cut": ("a long-format extension (type 37) after the authenticator, cut "
-                        "inside its 4-byte header", {"drop", "134", "accept"}),
-    "long-overrun": ("a long-format extension (type 37) after the authenticator whose Length "
-                     "(255) runs past the end", {"drop", "134", "accept"}),
+    "long-header-cut": ("a long-format extension (type 38, CVSE, RFC 3115) after the "
+                        "authenticator, cut inside its 4-byte header", {"drop", "134", "accept"}),
+    "long-overrun": ("a long-format extension (type 38, CVSE, RFC 3115) after the "
+                     "authenticator whose Length (255) runs past the end",
+                     {"drop", "134", "accept"}),
     "dsmip-length-0": ("a DSMIPv4 extension of Length 0 (no subtype)", {"drop", "134"}),
     "tunneling-mode-length-3": ("an IPv6 Tunneling Mode extension of Length 3",
                                 {"drop", "134"}),
@@ -368,8 +369,8 @@ def framing_variant(run, name: str):
               "udp-tunnel-length-5": bytes((144, 5)) + bytes(5)}
     after = {"trailing-type-byte": bytes((144,)),
              "trailing-overrun": bytes((152, 18, 1, 64)),
-             "long-header-cut": bytes((37, 0, 0)),
-             "long-overrun": bytes((37, 0, 0, 255)) + bytes(4)}
+             "long-header-cut": bytes((38, 0, 0)),
+             "long-overrun": bytes((38, 0, 0, 255)) + bytes(4)}
     if name == "empty":
         payload = b""
     elif name == "short-header":

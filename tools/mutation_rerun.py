@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Re-run only the open survivors of the last `make mutation` against the current cases.
+
+A full `make mutation` takes about half an hour; after adding cases, only the mutants still
+open can change. This refreshes the copy mutmut runs from (every file it does not mutate:
+the suite, the cases, the fixtures), re-runs the open mutants by name, and prints the new
+score through tools/mutation_report.py. The mutated files themselves must be unchanged since
+the full run (otherwise run `make mutation`).
+
+    python tools/mutation_rerun.py [--only SUBSTRING] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mutation_report as report  # noqa: E402
+
+ROOT = report.ROOT
+MUTANTS = ROOT / "mutants"
+MUTATED = ("conformance/nodes/ha.py", "conformance/nodes/mn.py", "conformance/nodes/fa.py",
+           "conformance/nodes/prefixes.py", "conformance/codec/")
+
+
+def _is_mutated(rel: str) -> bool:
+    return any(rel == m or (m.endswith("/") and rel.startswith(m)) for m in MUTATED)
+
+
+def refresh_copy() -> None:
+    """Copy every changed file mutmut does not mutate into mutants/ (mutmut copies a file
+    only when it is missing)."""
+    for top in ("conformance", "testcases", "fixtures", "tools", "tests/mutation"):
+        for path in (ROOT / top).rglob("*"):
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            rel = str(path.relative_to(ROOT))
+            if _is_mutated(rel):
+                continue
+            target = MUTANTS / rel
+            if not target.exists() or not filecmp.cmp(path, target, shallow=False):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+
+
+def open_names(only: str | None) -> list[str]:
+    mutants = report.load(MUTANTS)
+    manual = report.yaml.safe_load(report.TRIAGE.read_text()) if report.TRIAGE.exists() else {}
+    reachable, built, reads = report.device_reachable(), report.device_builds(), \
+        report.device_reads()
+    names = []
+    for m in mutants:
+        if m.status in ("killed", "timeout", "not checked"):
+            continue
+        report.classify(m, manual or {}, reachable, built, reads)
+        if m.kind == "open" and (only is None or only in m.name):
+            names.append(m.name)
+    return names
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="re-run only open mutants whose name contains this")
+    parser.add_argument("--dry-run", action="store_true", help="list them, run nothing")
+    args = parser.parse_args(argv)
+    if not MUTANTS.is_dir():
+        print("mutation_rerun: no mutants/ directory: run `make mutation` first",
+              file=sys.stderr)
+        return 2
+    names = open_names(args.only)
+    print(f"{len(names)} open mutants to re-run")
+    if args.dry_run or not names:
+        print("\n".join(names))
+        return 0
+    refresh_copy()
+    mutmut = Path(sys.executable).parent / "mutmut"
+    subprocess.run([str(mutmut), "run", "--max-children", "2", *names], cwd=ROOT,
+                   stdout=subprocess.DEVNULL, check=False)
+    return report.main([])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
