@@ -245,8 +245,9 @@ def _constructor_change(a: list[str], b: list[str], first: int, last: int):
 
 @functools.lru_cache(maxsize=None)
 def _unused_parameters(rel: str) -> dict[str, list[tuple[str, bool]]]:
-    """Each method of a source file: its parameters after self, with whether the body
-    reads them."""
+    """Each method of a source file: its parameters after self, with whether the body reads
+    them for anything but a log record (a name read only inside `Event(...)` calls, or only
+    to decide whether to log, changes no packet)."""
     path = ROOT / rel
     if not path.exists():
         return {}
@@ -254,26 +255,47 @@ def _unused_parameters(rel: str) -> dict[str, list[tuple[str, bool]]]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.args and \
                 node.args.args[0].arg == "self":
-            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            out[node.name] = [(a.arg, a.arg in used) for a in node.args.args[1:]]
+            out[node.name] = [(a.arg, a.arg in _read_outside_logs(node))
+                              for a in node.args.args[1:]]
     return out
+
+
+def _read_outside_logs(function) -> set[str]:
+    """The names a function reads outside its Event(...) calls and `if not log:` guards."""
+    skip = set()
+    for n in ast.walk(function):
+        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "Event":
+            skip |= {id(x) for x in ast.walk(n)}
+        if isinstance(n, ast.If) and ast.unparse(n.test) in ("not log", "log") and \
+                all(isinstance(s, ast.Return) for s in n.body):
+            # `if not log: return actions[:1]`: only whether the log record goes out
+            skip |= {id(x) for x in ast.walk(n.test)}
+    return {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and id(n) not in skip}
 
 
 def _unused_argument_change(rel: str, a: list[str], b: list[str], first: int, last: int):
     """"method(param)" when the change only replaces (same count of arguments) arguments of a
-    `self.method(...)` call whose parameters at those places the method never reads."""
+    `self.method(...)` call whose parameters at those places the method never reads (but for
+    log records)."""
     ta, tb = _parse(a), _parse(b)
     if ta is None or tb is None:
         return None
     ca = _call_spanning(ta, first + 1, last, _is_own_method)
     cb = _call_spanning(tb, first + 1, last, _is_own_method)
     if ca is None or cb is None or ca.func.attr != cb.func.attr or \
-            len(ca.args) != len(cb.args) or ca.keywords or cb.keywords:
+            len(ca.args) != len(cb.args) or \
+            [k.arg for k in ca.keywords] != [k.arg for k in cb.keywords]:
         return None
     params = _unused_parameters(rel).get(ca.func.attr)
     if not params or len(params) < len(ca.args):
         return None
+    names = [p for p, _ in params]
     changed = [i for i, (x, y) in enumerate(zip(ca.args, cb.args)) if ast.dump(x) != ast.dump(y)]
+    changed += [names.index(x.arg) for x, y in zip(ca.keywords, cb.keywords)
+                if ast.dump(x.value) != ast.dump(y.value) and x.arg in names]
+    if any(ast.dump(x.value) != ast.dump(y.value) and x.arg not in names
+           for x, y in zip(ca.keywords, cb.keywords)):
+        return None
     if not changed or any(params[i][1] for i in changed):
         return None
     return f"{ca.func.attr}({', '.join(params[i][0] for i in changed)})"
@@ -482,6 +504,10 @@ def _event_around(body: list[str], first: int, last: int) -> str | None:
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Event" and \
                 node.lineno - 1 <= first and node.end_lineno >= last:
             arg = node.args[0] if node.args else None
+            if isinstance(arg, ast.IfExp) and all(
+                    isinstance(b, ast.Constant) and isinstance(b.value, str)
+                    for b in (arg.body, arg.orelse)):
+                return f"{arg.body.value}|{arg.orelse.value}"  # either name, by a condition
             return arg.value if isinstance(arg, ast.Constant) and \
                 isinstance(arg.value, str) else "?"
     return None
@@ -605,7 +631,7 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         return
     if m.unused_argument:
         m.kind, m.reason = "equivalent", f"equivalent: the argument goes to " \
-            f"{m.unused_argument}, a parameter the method never reads"
+            f"{m.unused_argument}, a parameter the method never reads but for its log records"
         return
     keys = _dict_keys(m.before)
     if m.function in STATE_VIEWS and keys and not keys & STATE_READ:
@@ -625,7 +651,8 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         m.kind, m.reason = "unobservable", "not observable on the wire: what a decoding error " \
             "says (offset, field, RFC section); the verdict rests on the error being raised"
         return
-    if m.event is not None and m.event not in OBSERVED_EVENTS and m.event != "?":
+    if m.event is not None and m.event != "?" and \
+            not set(m.event.split("|")) & OBSERVED_EVENTS:
         m.kind, m.reason = "unobservable", f"not observable on the wire: the {m.event!r} log " \
             "record, which the suite does not read"
         return
