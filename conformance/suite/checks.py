@@ -16,6 +16,7 @@ from conformance.codec import (
 )
 from conformance.codec.constants import reply_code_accepts
 from conformance.codec.packets import parse_gre, parse_ipv4, parse_ipv6, text6
+from conformance.codec.tunnel import ipv6_traffic_class
 from conformance.errors import DeviceDidNotProvide
 
 from conformance.suite.registry import CHECKS, Address4, Hex, Prefix, check  # noqa: F401
@@ -641,6 +642,15 @@ def hop_limit(ctx, packet, equals: int):
     """The Hop Limit of an IPv6 packet as the device forwarded it."""
     got = parse_ipv6(packet).hop_limit
     return got == equals, f"hop limit {equals}", f"{got}"
+
+
+@check("packet6")
+def traffic_class(ctx, packet, equals: int | None = None, in_: list[int] | None = None):
+    """The Traffic Class (DSCP and ECN) of an IPv6 packet as the device forwarded it; `in`
+    lists every value the RFCs allow."""
+    allowed = ([equals] if equals is not None else []) + list(in_ or [])
+    got = ipv6_traffic_class(packet)
+    return got in allowed, "traffic class " + " or ".join(str(v) for v in allowed), f"{got}"
 
 
 @check("packet6")

@@ -117,7 +117,7 @@ def expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
 
 @step("send_tunnelled", inner=str, inner_src=str, outer_src=Address4, double=bool, hop_limit=int,
       target=str, group=str, second_group=str, encapsulation=str, variant=str,
-      rapid_commit=bool)
+      rapid_commit=bool, traffic_class=int, outer_ecn=int)
 def send_tunnelled(run: CaseRun, step: Step) -> None:
     """The suite as MN tunnels an IPv6 packet to the HA under test (IP-in-IP, GRE with
     `encapsulation: gre`, or with `encapsulation: udp` as an RFC 3519 Mobile Tunnel Data
@@ -149,6 +149,8 @@ def send_tunnelled(run: CaseRun, step: Step) -> None:
             _, packet = encapsulate(middle, False, outer_src, run.vars["ha"], "ipip")
         else:
             _, packet = encapsulate(inner, True, outer_src, run.vars["ha"], method)
+        if "outer_ecn" in spec:  # as if a router on the path had marked the tunnel packet
+            packet = set_ipv4_ecn(packet, int(spec["outer_ecn"]))
         run.session.agent_for("mn").send_ip(packet)
     run.note("suite (MN)", "DUT (HA)", f"IPv4 {outer_src} > {run.vars['ha']} carrying IPv6 "
              f"{spec.get('inner', 'data')}" + (" in Mobile Tunnel Data" if method == "udp"
@@ -156,7 +158,8 @@ def send_tunnelled(run: CaseRun, step: Step) -> None:
 
 
 @step("send_to_mn", inner=str, inner_src=str, inner_dst=str, via=str, encapsulation=str,
-      size=int, target=str, prefix=Prefix, outer_ecn=int, middle_ecn=int, outer_src=Address4)
+      size=int, target=str, prefix=Prefix, outer_ecn=int, middle_ecn=int, outer_src=Address4,
+      traffic_class=int)
 def send_to_mn(run: CaseRun, step: Step) -> None:
     """The suite as HA tunnels an IPv6 packet to the MN (or FA) under test (§3.3.2 cases 1
     and 2)."""
