@@ -123,6 +123,9 @@ def _udp_tunnel_reply(data, off, ln, index, observations):
         raise DecodeError(off + 1, _ext_field(index, "length"),
                           f"UDP Tunnel Reply length is {ln}, must be 6", "RFC 3519 §3.2")
     subtype, code, flags, keepalive = struct.unpack_from("!BBHH", data, off + 2)
+    if flags & 0x7FFF:
+        observations.append(Observation(off + 4, _ext_field(index, "reserved"), "RFC3519-3.2-02",
+                                        "reserved bits of the UDP Tunnel Reply are not zero"))
     return UDPTunnelReply(code, keepalive, bool(flags & 0x8000), subtype, flags & 0x7FFF,
                           None, off)
 
