@@ -582,6 +582,10 @@ def _default_argument_only(before: str, after: str) -> str | None:
             _ENCODE_ERROR.sub("EncodeError(...)", after):
         return "equivalent: only the message of an EncodeError changes; the error is raised " \
             "all the same"
+    if "_tunnel_to(" in before and '"hoa"' in before and any(
+            after == before.replace('"hoa"', new, 1) for new in ('"XXhoaXX"', '"HOA"', "None")):
+        return "equivalent: the HA's _tunnel_to and _tunnel_mtu treat every mode but \"coa\" " \
+            "as the home-address tunnel"
     if before.replace('"md5"', '"MD5"') == after and '"md5"' in before:
         return "equivalent: hashlib looks digest names up case-insensitively (\"MD5\" is md5)"
     return None
