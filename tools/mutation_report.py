@@ -677,6 +677,17 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
         "open: a behaviour change no case catches yet"
 
 
+def triage(mutants: list[Mutant]) -> list[Mutant]:
+    """Classify every mutant that was not killed (by the rules and docs/mutation-triage.yaml);
+    the mutants, for chaining."""
+    manual = (yaml.safe_load(TRIAGE.read_text()) if TRIAGE.exists() else None) or {}
+    reachable, built, reads = device_reachable(), device_builds(), device_reads()
+    for m in mutants:
+        if m.status not in ("killed", "timeout", "not checked"):
+            classify(m, manual, reachable, built, reads)
+    return mutants
+
+
 def write_report(mutants: list[Mutant], counts: Counter, score: float, out: Path) -> None:
     rows = [m for m in mutants if m.status not in ("killed", "timeout", "not checked")]
     lines = [
@@ -721,11 +732,7 @@ def main(argv=None) -> int:
         print(f"mutation_report: no results under {args.mutants}: run `make mutation`",
               file=sys.stderr)
         return 2
-    manual = yaml.safe_load(TRIAGE.read_text()) if TRIAGE.exists() else {}
-    reachable, built, reads = device_reachable(), device_builds(), device_reads()
-    for m in mutants:
-        if m.status not in ("killed", "timeout", "not checked"):
-            classify(m, manual or {}, reachable, built, reads)
+    triage(mutants)
     counts = Counter(m.status for m in mutants)
     excluded = sum(1 for m in mutants if m.kind in ("equivalent", "unobservable"))
     caught = counts["killed"] + counts["timeout"]

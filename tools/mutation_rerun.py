@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import fnmatch
+import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,18 +27,21 @@ import mutation_report as report  # noqa: E402
 
 ROOT = report.ROOT
 MUTANTS = ROOT / "mutants"
-MUTATED = ("conformance/nodes/ha.py", "conformance/nodes/mn.py", "conformance/nodes/fa.py",
-           "conformance/nodes/prefixes.py", "conformance/codec/")
+# What mutmut mutates and copies, as pyproject.toml's [tool.mutmut] says (one list, not two).
+MUTMUT = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+MUTATED = MUTMUT["only_mutate"]
+COPIED = (*MUTMUT["source_paths"], *MUTMUT["also_copy"],
+          *MUTMUT["pytest_add_cli_args_test_selection"])
 
 
 def _is_mutated(rel: str) -> bool:
-    return any(rel == m or (m.endswith("/") and rel.startswith(m)) for m in MUTATED)
+    return any(fnmatch.fnmatch(rel, pattern) for pattern in MUTATED)
 
 
 def refresh_copy() -> None:
     """Copy every changed file mutmut does not mutate into mutants/ (mutmut copies a file
     only when it is missing)."""
-    for top in ("conformance", "testcases", "fixtures", "tools", "tests/mutation"):
+    for top in COPIED:
         for path in (ROOT / top).rglob("*"):
             if not path.is_file() or "__pycache__" in path.parts:
                 continue
@@ -49,18 +55,9 @@ def refresh_copy() -> None:
 
 
 def open_names(only: str | None) -> list[str]:
-    mutants = report.load(MUTANTS)
-    manual = report.yaml.safe_load(report.TRIAGE.read_text()) if report.TRIAGE.exists() else {}
-    reachable, built, reads = report.device_reachable(), report.device_builds(), \
-        report.device_reads()
-    names = []
-    for m in mutants:
-        if m.status in ("killed", "timeout", "not checked"):
-            continue
-        report.classify(m, manual or {}, reachable, built, reads)
-        if m.kind == "open" and (only is None or only in m.name):
-            names.append(m.name)
-    return names
+    return [m.name for m in report.triage(report.load(MUTANTS))
+            if m.status not in ("killed", "timeout", "not checked") and m.kind == "open"
+            and (only is None or only in m.name)]
 
 
 def main(argv=None) -> int:
@@ -79,8 +76,8 @@ def main(argv=None) -> int:
         return 0
     refresh_copy()
     mutmut = Path(sys.executable).parent / "mutmut"
-    subprocess.run([str(mutmut), "run", "--max-children", "2", *names], cwd=ROOT,
-                   stdout=subprocess.DEVNULL, check=False)
+    subprocess.run([str(mutmut), "run", "--max-children", str(os.cpu_count() or 2), *names],
+                   cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
     return report.main([])
 
 

@@ -579,11 +579,16 @@ def inner_hop_limit(ctx, packet, equals: int):
     return got == equals, f"inner hop limit {equals}", f"{got}"
 
 
+def _allowed(equals, in_) -> list:
+    """The values a check accepts: `equals`, and every value `in` lists."""
+    return ([equals] if equals is not None else []) + list(in_ or [])
+
+
 @check("packet")
 def outer_tos(ctx, packet, equals: int | None = None, in_: list[int] | None = None):
     """The outer IPv4 TOS byte; `in` lists every value the RFCs allow (CE inside is ECT(0)
     outside in RFC 3168's full-functionality mode, CE again in RFC 6040's normal mode)."""
-    allowed = ([equals] if equals is not None else []) + list(in_ or [])
+    allowed = _allowed(equals, in_)
     got = parse_ipv4(packet).tos
     return got in allowed, "outer TOS " + " or ".join(f"{v:#04x}" for v in allowed), \
         f"{got:#04x}"
@@ -648,7 +653,7 @@ def hop_limit(ctx, packet, equals: int):
 def traffic_class(ctx, packet, equals: int | None = None, in_: list[int] | None = None):
     """The Traffic Class (DSCP and ECN) of an IPv6 packet as the device forwarded it; `in`
     lists every value the RFCs allow."""
-    allowed = ([equals] if equals is not None else []) + list(in_ or [])
+    allowed = _allowed(equals, in_)
     got = ipv6_traffic_class(packet)
     return got in allowed, "traffic class " + " or ".join(str(v) for v in allowed), f"{got}"
 

@@ -8,7 +8,7 @@ import ipaddress
 import random
 
 from conformance.codec import (
-    AuthExtension, DSMIPUnknown, NAIExtension, PrefixReply, PrefixRequest, RawExtension,
+    AuthExtension, DSMIPUnknown, ExtType, NAIExtension, PrefixReply, PrefixRequest, RawExtension,
     RegistrationReply, RegistrationRequest, TunnelingMode, UDPTunnelReply, UDPTunnelRequest,
     encode, prefix_bytes,
 )
@@ -369,8 +369,8 @@ def framing_variant(run, name: str):
               "udp-tunnel-length-5": bytes((144, 5)) + bytes(5)}
     after = {"trailing-type-byte": bytes((144,)),
              "trailing-overrun": bytes((152, 18, 1, 64)),
-             "long-header-cut": bytes((38, 0, 0)),
-             "long-overrun": bytes((38, 0, 0, 255)) + bytes(4)}
+             "long-header-cut": bytes((ExtType.CVSE, 0, 0)),
+             "long-overrun": bytes((ExtType.CVSE, 0, 0, 255)) + bytes(4)}
     if name == "empty":
         payload = b""
     elif name == "short-header":
