@@ -247,6 +247,23 @@ def request_lifetime(ctx, request, equals: int):
 
 
 @check("request")
+def request_care_of(ctx, request, equals: Address4):
+    want = ctx.resolve(equals)
+    return request.care_of_address == want, f"Care-of Address {want}", \
+        f"{request.care_of_address}"
+
+
+@check("request")
+def request_addressed(ctx, request, src: Address4 | None = None, dst: Address4 | None = None):
+    """The IPv4 source and destination the device sent the request with (as captured)."""
+    want = _given(src=src, dst=dst)
+    sent = ctx.vars["request"]
+    got = {"src": sent["src"], "dst": sent["dst"]}
+    bad = {k: got[k] for k, v in want.items() if got[k] != ctx.resolve(v)}
+    return not bad, f"sent {ctx.resolve(want)}", f"sent {got}"
+
+
+@check("request")
 def requested_prefixes(ctx, request, equals: list[str]):
     got = sorted(str(r.network) if r.prefix_length <= 128 else f"{r.prefix_text}/255"
                  for r in request.prefix_requests)

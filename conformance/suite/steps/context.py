@@ -348,6 +348,7 @@ class CaseRun:
         self._payloads[id(message)] = payload
         src, sport = udp_source(packet)
         self.vars[name] = {"message": message, "payload": payload, "src": src, "sport": sport,
+                           "dst": parse_ipv4(packet).dst,
                            "identification": message.identification,
                            "marks": dict(self.marks)}
         return message

@@ -33,9 +33,11 @@ def state(run: CaseRun, step: Step) -> None:
     run.run_checks(step, rows, step.spec.get("checks"))
 
 
-@step("wait", subject="rows", state=str, seconds_at_most=float, checks=list)
+@step("wait", subject="rows", state=str, seconds_at_most=float, checks=list, hold=bool)
 def wait(run: CaseRun, step: Step) -> None:
-    """Poll the device's state until the checks hold, with a deadline (not a sleep)."""
+    """Poll the device's state until the checks hold, with a deadline (not a sleep). With
+    `hold`, the checks must hold at every poll until the deadline: a state the device should
+    keep (not registered after a denial) is judged after the device had time to change it."""
     dut = _dut(run, step)
     table = step.spec.get("state", "bindings")
     if not _observable(run, step, table):
@@ -47,6 +49,15 @@ def wait(run: CaseRun, step: Step) -> None:
         rows = dut.state(table)
         return all(run.evaluate(step, rows, c)[0] for c in checks)
     start = run.session.clock.monotonic()
+    if step.spec.get("hold"):
+        try:
+            wait_for(lambda: not holds(), limit, f"{table} to stop satisfying the checks", 0.1,
+                     run.session.clock)
+        except WaitTimeout:
+            pass
+        run.waited += run.session.clock.monotonic() - start
+        run.run_checks(step, dut.state(table), checks)
+        return
     try:
         wait_for(holds, limit, f"{table} to satisfy {[c['check'] for c in checks]}", 0.1,
                  run.session.clock)

@@ -345,6 +345,10 @@ FRAMING_VARIANTS = {
     "long-overrun": ("a long-format extension (type 38, CVSE, RFC 3115) after the "
                      "authenticator whose Length (255) runs past the end",
                      {"drop", "134", "accept"}),
+    # RFC 3344 §1.9: an unrecognised type below 128 is silently discarded; an HA that
+    # implements RFC 3115 may instead deny an unknown vendor's CVSE.
+    "long-valid": ("a well-formed long-format extension (type 38, CVSE, RFC 3115) of an unknown "
+                   "vendor before the authenticator", {"drop", "denied"}),
     "dsmip-length-0": ("a DSMIPv4 extension of Length 0 (no subtype)", {"drop", "134"}),
     "tunneling-mode-length-3": ("an IPv6 Tunneling Mode extension of Length 3",
                                 {"drop", "134"}),
@@ -364,7 +368,8 @@ def framing_variant(run, name: str):
     signed = [AuthExtension(32, run.spi)]
     header = encode(request)[:24]  # the fixed part alone
     keys = {32: run.key}
-    before = {"dsmip-length-0": bytes((152, 0)),
+    before = {"long-valid": bytes((ExtType.CVSE, 0, 0, 6)) + bytes((0, 0, 0xFF, 0xFE, 0, 1)),
+              "dsmip-length-0": bytes((152, 0)),
               "tunneling-mode-length-3": bytes((152, 3, 3, 0, 0)),
               "udp-tunnel-length-5": bytes((144, 5)) + bytes(5)}
     after = {"trailing-type-byte": bytes((144,)),
