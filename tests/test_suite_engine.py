@@ -210,3 +210,28 @@ cases:
                                  "      - 3\n"))
     with pytest.raises(CaseFileError, match=r"rows\[0\]: expected a mapping"):
         load_case_file(path, CATALOG)
+
+
+def test_a_row_adds_its_own_pics_to_the_cases(tmp_path):
+    body = """section: "3.3"
+role: ha
+cases:
+  - id: HA-3.3-901
+    title: t
+    requirements: [RFC5454-3.3-02]
+    purpose: Ensure that x
+    pics: [explicit-mode]
+    rows:
+      - {name: plain, length: 1}
+      - {name: with-gre, length: 2, pics: [gre]}
+    steps:
+      - register: {extensions: [{prefix-request: {prefix: "2001:db8::", length: $length}}]}
+"""
+    path = tmp_path / "rfc-table.yaml"
+    path.write_text(body)
+    plain, gre = load_case_file(path, CATALOG)
+    assert plain.pics == ["explicit-mode"] and gre.pics == ["explicit-mode", "gre"]
+    assert "pics" not in gre.parameters
+    path.write_text(body.replace("pics: [gre]", "pics: [gree]"))
+    with pytest.raises(CaseFileError, match=r"rows\[1\]\.pics: unknown PICS item 'gree'"):
+        load_case_file(path, CATALOG)

@@ -465,7 +465,9 @@ class HomeAgent:
         if ip.proto != 1 or len(icmp) < 28 or icmp[0] != 3 or icmp[1] != 4:
             return []
         quoted = parse_ipv4(icmp[8:])
-        if quoted.src != self.address or quoted.proto not in (PROTO_IPIP, PROTO_GRE, PROTO_UDP):
+        # Tunnel packets: IPv6 straight in IPv4 (the CoA tunnel, RFC 4213), IP in IP, GRE, UDP.
+        if quoted.src != self.address or quoted.proto not in (PROTO_IPV6, PROTO_IPIP, PROTO_GRE,
+                                                              PROTO_UDP):
             return []
         mtu = int.from_bytes(icmp[6:8], "big")
         if not self.config.dynamic_tunnel_mtu or mtu < 68:

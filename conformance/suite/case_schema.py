@@ -91,8 +91,9 @@ def case_file_schema() -> dict:
                 "topology": {"enum": list(TOPOLOGIES)},
                 "parameters": {"type": "object"}, "role": {"enum": ["mn", "fa", "ha"]},
                 "seed": {"type": "integer"}, "section": {"type": ["string", "number"]},
-                "rows": {"type": "array", "minItems": 1, "items": {"type": "object",
-                                                                    "minProperties": 1}},
+                "rows": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "minProperties": 1,
+                    "properties": {"pics": {"type": "array", "items": pics}}}},
                 "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}}}}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "dsmip4-conformance test-case file",

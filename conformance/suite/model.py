@@ -189,7 +189,9 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
 
 def _rows(case: TestCase, rows, where: str, bad) -> list[TestCase]:
     """A table: one case per row (like pytest.mark.parametrize), each reported on its own as
-    ID[name], its row's values added to the case parameters ($name in the steps)."""
+    ID[name], its row's values added to the case parameters ($name in the steps). A row's
+    `pics` add to the case's: a row that needs an option applies only to devices that claim
+    it."""
     if rows is None:
         return [case]
     if not isinstance(rows, list) or not rows:
@@ -200,14 +202,26 @@ def _rows(case: TestCase, rows, where: str, bad) -> list[TestCase]:
         if not isinstance(row, dict) or not row:
             bad(f"{where}.rows[{k}]", "expected a mapping of parameter values")
             continue
-        values = {key: value for key, value in row.items() if key != "name"}
+        values = {key: value for key, value in row.items() if key not in ("name", "pics")}
+        row_pics = row.get("pics") or []
+        if not isinstance(row_pics, list):
+            bad(f"{where}.rows[{k}].pics", "expected a list of PICS items", row)
+            row_pics = []
+        for p in row_pics:
+            if str(p).removeprefix("!") not in _known_pics():
+                bad(f"{where}.rows[{k}].pics", f"unknown PICS item {p!r}", row)
         name = str(row.get("name", k + 1))
         if name in names:
             bad(f"{where}.rows[{k}].name", f"duplicate row name {name!r}", row)
         names.add(name)
         title = f"{case.title} [{name}]"
         out.append(TestCase(f"{case.id}[{name}]", title, case.requirements, case.role,
-                            case.purpose, case.pics, case.topology,
+                            case.purpose, [*case.pics, *row_pics], case.topology,
                             {**case.parameters, **values}, case.steps, case.file, case.section,
                             line_of(row) or case.line, case.seed, dict(case.extra), case.id))
     return out
+
+
+def _known_pics():
+    from conformance.lab.profile import PICS  # the lab layer names the PICS items
+    return PICS

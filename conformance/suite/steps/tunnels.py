@@ -196,14 +196,17 @@ def send_to_mn(run: CaseRun, step: Step) -> None:
 @step("send_frag_needed", mtu=int, about=str, required=("mtu",))
 def send_frag_needed(run: CaseRun, step: Step) -> None:
     """An ICMPv4 Fragmentation Needed (RFC 1191) to the HA from the router at the FA's transit
-    address, about the tunnel packet the HA sent toward the FA: the quote is rebuilt from what
-    was captured (`about`, default `tunnelled`)."""
+    address, about the tunnel packet the HA sent toward the FA or the co-located CoA beyond
+    it: the quote is rebuilt from what was captured (`about`, default `tunnelled`)."""
     spec = run.resolve(step.spec)
     mtu = int(spec["mtu"])
     seen = run.saved(spec.get("about", "tunnelled"))["message"]
     to = run.vars["fa"]
     header = parse_ipv4(seen)
-    sent = seen if header.dst == to else ipv4_packet(header.src, to, 4, seen, df=header.df)
+    # A co-located CoA's tunnel passes the FA's router as it is; toward the FA, the quote is
+    # of the packet as it left the HA for the FA.
+    direct = header.dst == to or run.case.topology == "colocated"
+    sent = seen if direct else ipv4_packet(header.src, to, 4, seen, df=header.df)
     router = run.vars.get("fa_transit") or run.vars["fa"]
     run.mark_all()
     run.session.agent_for("fa").send_ip(frag_needed(router, sent, mtu))
