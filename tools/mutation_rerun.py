@@ -4,10 +4,11 @@
 A full `make mutation` takes about half an hour; after adding cases, only the mutants still
 open can change. This refreshes the copy mutmut runs from (every file it does not mutate:
 the suite, the cases, the fixtures), re-runs the open mutants by name, and prints the new
-score through tools/mutation_report.py. The mutated files themselves must be unchanged since
-the full run (otherwise run `make mutation`).
+score through tools/mutation_report.py. When a mutated file changed since the full run, mutmut
+regenerates the mutants of the functions that changed (only those) and marks them unchecked:
+name them with --also (a glob on mutant names, e.g. '*receive_icmpv4__mutmut_*') so they run.
 
-    python tools/mutation_rerun.py [--only SUBSTRING] [--dry-run]
+    python tools/mutation_rerun.py [--only SUBSTRING] [--also GLOB]... [--dry-run]
 """
 
 from __future__ import annotations
@@ -63,14 +64,17 @@ def open_names(only: str | None) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="re-run only open mutants whose name contains this")
+    parser.add_argument("--also", action="append", default=[],
+                        help="also run the mutants matching this glob (changed functions)")
     parser.add_argument("--dry-run", action="store_true", help="list them, run nothing")
     args = parser.parse_args(argv)
     if not MUTANTS.is_dir():
         print("mutation_rerun: no mutants/ directory: run `make mutation` first",
               file=sys.stderr)
         return 2
-    names = open_names(args.only)
-    print(f"{len(names)} open mutants to re-run")
+    names = open_names(args.only) + args.also
+    print(f"{len(names) - len(args.also)} open mutants to re-run"
+          + (f", and those matching {args.also}" if args.also else ""))
     if args.dry_run or not names:
         print("\n".join(names))
         return 0
