@@ -9,10 +9,10 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 from conformance import RFC, __version__
 from conformance.lab.profile import reference_profile
+from conformance.reports.junit import write_junit
 from conformance.suite.verdict import Verdict, case_requirement_verdicts, rollup
 
 VERDICT_ORDER = [v.value for v in Verdict]
@@ -97,40 +97,13 @@ def write_reports(state) -> dict:
                                 if k.get("observable") is False],
                "manifest": manifest}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    _junit(out / "junit.xml", cases, summary)
+    write_junit(out / "junit.xml", results)
     (out / "report.html").write_text(render_html(results))
     return summary
 
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def _junit(path: Path, cases: list[dict], summary: dict) -> None:
-    suite = ET.Element("testsuite", name="dsmip4-conformance", tests=str(len(cases)),
-                       failures=str(sum(c["verdict"] in ("FAIL", "XPASS") for c in cases)),
-                       errors=str(sum(c["verdict"] == "ERROR" for c in cases)),
-                       skipped=str(sum(c["verdict"] in ("NOT-APPLICABLE", "INCONCLUSIVE",
-                                                        "XFAIL") for c in cases)),
-                       time=str(summary["duration"]))
-    for c in cases:
-        tc = ET.SubElement(suite, "testcase", classname=f"{c['role']}.{c['section']}",
-                           name=c["id"], time=str(c.get("duration", 0)))
-        props = ET.SubElement(tc, "properties")
-        ET.SubElement(props, "property", name="verdict", value=c["verdict"])
-        ET.SubElement(props, "property", name="requirements", value=",".join(c["requirements"]))
-        ET.SubElement(props, "property", name="rerun", value=c["rerun"])
-        verdict = c["verdict"]
-        if verdict in ("FAIL", "XPASS"):
-            ET.SubElement(tc, "failure", message=f"{verdict}: {c['message'][:200]}").text = \
-                c["message"] + f"\nrerun: {c['rerun']}"
-        elif verdict == "ERROR":
-            ET.SubElement(tc, "error", message=c["message"][:200]).text = c["message"]
-        elif verdict in ("NOT-APPLICABLE", "INCONCLUSIVE", "XFAIL"):
-            ET.SubElement(tc, "skipped", message=f"{verdict}: {c['message'][:200]}")
-        elif verdict == "NON-STRICT":
-            ET.SubElement(tc, "system-out").text = f"NON-STRICT: {c['message']}"
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
 COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#bf8700", "ERROR": "#8250df",
