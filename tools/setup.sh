@@ -42,3 +42,20 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+
+# Allure 3 (npm package `allure`), which `make test` renders allure-results with.
+if command -v npm >/dev/null 2>&1; then
+    npm_stamp="node_modules/.installed-$({ cat package.json; cat package-lock.json 2>/dev/null || true; } | sha256sum | cut -c1-16)"
+    if [ ! -f "$npm_stamp" ]; then
+        echo "setup: installing npm packages (Allure 3) into node_modules"
+        if [ -f package-lock.json ]; then
+            npm ci --no-audit --no-fund --loglevel=error >/dev/null
+        else
+            npm install --no-audit --no-fund --loglevel=error >/dev/null
+        fi
+        rm -f node_modules/.installed-*
+        touch "$npm_stamp"
+    fi
+else
+    echo "setup: npm not found: the Allure 3 rendering test will be skipped and say why" >&2
+fi

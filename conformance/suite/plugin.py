@@ -238,8 +238,21 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = keep
 
 
-class CaseFailed(Exception):
-    pass
+class CaseFailed(AssertionError):
+    """A device's verdict that fails the run (FAIL, XPASS, NON-STRICT under --strict): an
+    assertion, so pytest and Allure call it failed, not broken."""
+
+
+class CaseError(Exception):
+    """An ERROR: the suite or the lab could not judge; Allure calls it broken."""
+
+
+class _ChecksFailed(AssertionError):
+    """Marks an Allure step failed when one of its checks failed (caught at the step)."""
+
+
+class _NotJudged(Exception):
+    """Marks an Allure check step broken when the check could not be judged."""
 
 
 class CaseItem(pytest.Item):
@@ -270,10 +283,12 @@ class CaseItem(pytest.Item):
             return
         if verdict in (Verdict.NOT_APPLICABLE, Verdict.INCONCLUSIVE):
             pytest.skip(f"{verdict.value}: {message}")
+        if verdict == Verdict.ERROR:
+            raise CaseError(f"{verdict.value}: {message}")
         raise CaseFailed(f"{verdict.value}: {message}")
 
     def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, CaseFailed):
+        if isinstance(excinfo.value, (CaseFailed, CaseError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
@@ -297,11 +312,14 @@ def execute(state: RunState, case) -> CaseRecord:
                         case.section, case.requirements, case.purpose, case.pics, case.seed,
                         [s.title for s in case.steps], _rerun(state, case))
     if allure:
+        allure.dynamic.title(f"{case.id}: {case.title}")
         allure.dynamic.epic("RFC 5454")
         allure.dynamic.feature(f"§{case.section} ({case.role.upper()})")
         for req in case.requirements:
             allure.dynamic.story(req)
-            allure.dynamic.link(catalog[req].url, name=req)
+            # One link per requirement: Allure merges links with the same URL, and several
+            # requirements share their RFC section's.
+            allure.dynamic.link(_requirement_url(catalog[req].url, req), name=req)
         level = catalog[case.requirements[0]].level
         allure.dynamic.severity(SEVERITY.get(level, "normal"))
         allure.dynamic.description(case.purpose)
@@ -334,12 +352,16 @@ def execute(state: RunState, case) -> CaseRecord:
 
         @contextlib.contextmanager
         def on_step(step):
-            title = f"{step.index + 1}. {step.title}"
-            if allure:
-                with allure.step(title):
-                    yield
-            else:
+            if not allure:
                 yield
+                return
+            before = len(run.results)
+            try:
+                with allure.step(f"{step.index + 1}. {step.title}"):
+                    yield
+                    _allure_checks(allure, run.results[before:])
+            except _ChecksFailed:
+                pass  # the step is marked failed; the case goes on to its verdict
         try:
             try:
                 run_case(run, on_step)
@@ -408,6 +430,31 @@ def execute(state: RunState, case) -> CaseRecord:
             record.waited = round(run.waited, 3)
         _save_case_evidence(record, evidence_dir, allure)
     return record
+
+
+def _requirement_url(url: str, req: str) -> str:
+    base, hash_, fragment = url.partition("#")
+    return f"{base}{'&' if '?' in base else '?'}requirement={req}{hash_}{fragment}"
+
+
+def _allure_checks(allure, results) -> None:
+    """One Allure sub-step per check, failed or broken as the check came out; the enclosing
+    step fails when any did."""
+    failed = False
+    for r in results:
+        what = f"{r.name} [{', '.join(r.requirements)}]: expected {r.expected}; got {r.actual}"
+        try:
+            with allure.step(what[:300]):
+                if r.ok is False and r.observable:
+                    raise _ChecksFailed(what)
+                if r.ok is None:
+                    raise _NotJudged(what)
+        except _ChecksFailed:
+            failed = True
+        except _NotJudged:
+            pass
+    if failed:
+        raise _ChecksFailed("a check of this step failed")
 
 
 def _rerun(state: RunState, case) -> str:
@@ -505,6 +552,11 @@ def pytest_sessionfinish(session, exitstatus):
     from conformance.reports.writer import write_reports
 
     summary = write_reports(state)
+    alluredir = getattr(session.config.option, "allure_report_dir", None)
+    if alluredir:
+        from conformance.reports.allure_meta import write_allure_meta
+
+        write_allure_meta(Path(alluredir), json.loads((state.out / "results.json").read_text()))
     xpass = summary["counts"].get("XPASS", 0)
     if xpass and session.exitstatus == 0:
         session.exitstatus = 1  # an unexpected pass: the expected-failure file must be fixed
