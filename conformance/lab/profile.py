@@ -181,8 +181,22 @@ class Profile:
                                f"defined (give it under parameters)") from exc
 
     def to_dict(self) -> dict:
+        """Identity, PICS and PIXIT as a report shows them (keys masked: a certificate names
+        which association was used, never its secret)."""
+        pixit = {name: {"home_address": mn.home_address, "spi": mn.spi,
+                        "algorithm": mn.algorithm, "key": _masked(mn.key)}
+                 for name, mn in self.mobile_nodes.items()}
+        parameters = {k: _masked(v) if "key" in k.lower() else v
+                      for k, v in self.parameters.items()}
         return {"name": self.name, "role": self.role, "host": self.host, "pics": self.pics,
-                **self.identity}
+                **self.identity, "pixit": {"mobile_nodes": pixit,
+                                           "registration_flags": self.registration_flags},
+                "parameters": parameters}
+
+
+def _masked(secret) -> str:
+    text = str(secret)
+    return f"(set, {len(text) // 2} bytes)" if text else "(none)"
 
 
 # Under `extends`, these mappings merge key by key with the base; any other key replaces it.

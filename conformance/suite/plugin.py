@@ -551,12 +551,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     from conformance.reports.writer import write_reports
 
-    summary = write_reports(state)
-    alluredir = getattr(session.config.option, "allure_report_dir", None)
-    if alluredir:
-        from conformance.reports.allure_meta import write_allure_meta
-
-        write_allure_meta(Path(alluredir), json.loads((state.out / "results.json").read_text()))
+    summary = write_reports(state, getattr(session.config.option, "allure_report_dir", None))
     xpass = summary["counts"].get("XPASS", 0)
     if xpass and session.exitstatus == 0:
         session.exitstatus = 1  # an unexpected pass: the expected-failure file must be fixed

@@ -54,9 +54,11 @@ class TraceEntry:
     src: str
     dst: str
     what: str
+    step: int | None = None  # the index of the step that sent or saw it
 
     def to_dict(self) -> dict:
-        return {"time": round(self.time, 6), "from": self.src, "to": self.dst, "what": self.what}
+        return {"time": round(self.time, 6), "from": self.src, "to": self.dst, "what": self.what,
+                "step": self.step}
 
 
 def udp_payload(packet: bytes) -> bytes:
@@ -332,7 +334,9 @@ class CaseRun:
                                "FA did not relay it, so nothing can be said about the HA")
 
     def note(self, src: str, dst: str, what: str) -> None:
-        self.trace.append(TraceEntry(self.session.clock.time(), src, dst, what))
+        step = getattr(self, "step", None)
+        self.trace.append(TraceEntry(self.session.clock.time(), src, dst, what,
+                                     step.index if step is not None else None))
 
     def decode_saved(self, step: Step, packet: bytes, name: str):
         """Decode a registration message the device sent and save it; a malformed one is the
