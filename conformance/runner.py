@@ -84,7 +84,8 @@ def run(args) -> int:
                   flush=True)
         argv = [str(TESTCASES), "-p", "conformance.suite.plugin", "-p", "no:cacheprovider",
                 "--rootdir", str(ROOT), "-o", "testpaths=testcases", "--out", str(out),
-                "--alluredir", str(out / "allure-results"), "-q", "-rN"]
+                "--alluredir", str(out / "allure-results"), "-q", "-rN",
+                "--dsmip4-summary", "caller"]
         for tb in testbeds:
             argv += ["--testbed", tb]
         if args.memory:

@@ -56,6 +56,9 @@ def pytest_addoption(parser):
     g.addoption("--strict-verdicts", action="store_true", dest="dsmip4_strict",
                 help="NON-STRICT verdicts fail the run")
     g.addoption("--catalog", default=None, help="requirement catalog")
+    g.addoption("--dsmip4-summary", choices=("pytest", "caller"), default="pytest",
+                dest="dsmip4_summary", help="who prints the run summary: this plugin (plain "
+                "pytest) or the caller (dsmip4 run prints its own, once)")
 
 
 class RunState:
@@ -134,7 +137,11 @@ class RunState:
         return set(self.profiles) if self.explicit_duts else {"ha", "mn", "fa"}
 
 
+_CONFIG: dict = {}  # the running pytest config, for the hooks that are not given it
+
+
 def pytest_configure(config):
+    _CONFIG["config"] = config
     for marker in ("role", "section", "level", "requirement", "pics"):
         config.addinivalue_line("markers", f"{marker}(value): DSMIPv4 conformance {marker}")
     _one_lab_per_worker(config)
@@ -557,18 +564,31 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1  # an unexpected pass: the expected-failure file must be fixed
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_report_teststatus(report, config):
+    """No progress mark for a case: its line (below) says its verdict."""
+    outcome = yield
+    result = outcome.get_result()
+    if getattr(report, "dsmip4_record", None) is not None and result:
+        category, _, word = result
+        outcome.force_result((category, "", word))
+
+
 def pytest_runtest_logreport(report):
-    """One progress line per case, with its verdict, as the run goes."""
+    """One progress line per case, with its verdict, as the run goes: on the terminal
+    (stdout), each on its own line, printed once (by the xdist controller, not its workers)."""
     if report.when != "call" and not (report.when == "setup" and report.skipped):
         return
     item_record = getattr(report, "dsmip4_record", None)
-    if item_record is None:
+    config = _CONFIG.get("config")
+    if item_record is None or config is None or hasattr(config, "workerinput"):
         return
-    import sys
-
-    print(f"\n  {item_record['id']:<14} {item_record['verdict']:<15} "
-          f"{item_record.get('duration', 0):5.1f} s  {item_record['title']}", end="",
-          file=sys.stderr, flush=True)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    reporter.write_line(f"  {item_record['id']:<22} {item_record['verdict']:<15} "
+                        f"{item_record.get('duration', 0):5.1f} s  {item_record['title']}",
+                        flush=True)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -582,7 +602,7 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     state = config.stash.get(STATE, None)
-    if state is None or not state.cases:
+    if state is None or not state.cases or config.getoption("dsmip4_summary") == "caller":
         return
     summary = json.loads((state.out / "results.json").read_text())["summary"]
     tr = terminalreporter

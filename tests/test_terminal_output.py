@@ -1,0 +1,25 @@
+"""What `dsmip4 run` prints: one line per case on stdout, each on its own line and printed
+once, and the run summary once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_each_case_has_one_line_and_the_summary_prints_once(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--role", "ha",
+                           "--case", "HA-3.3-001", "--case", "HA-3.6-004", "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    case_lines = [line for line in lines if line.startswith("  HA-")]
+    assert len(case_lines) == 2
+    assert case_lines[0].split()[:2] == ["HA-3.3-001", "PASS"]
+    assert case_lines[1].split()[:2] == ["HA-3.6-004", "NOT-APPLICABLE"]
+    assert done.stdout.count("verdicts: PASS 1, NOT-APPLICABLE 1") == 1
+    assert "DSMIPv4 conformance ===" not in done.stdout  # pytest's own summary section
+    assert done.stdout.endswith("\n") and "HA-3.3-001" not in done.stderr
