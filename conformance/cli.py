@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from conformance import RFC, __version__
+
 
 def _cmd_decode(args) -> int:
     from conformance.codec import DecodeError, decode, message_to_dict, verify_authenticator
@@ -151,6 +153,8 @@ def _cmd_selftest(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsmip4", description="Dual-Stack Mobile IPv4 "
                                      "(RFC 5454) conformance suite")
+    parser.add_argument("--version", action="version",
+                        version=f"dsmip4 {__version__} (dsmip4-conformance, {RFC})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("decode", help="decode one UDP port-434 payload given as hex")

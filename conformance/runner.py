@@ -70,6 +70,7 @@ def run(args) -> int:
     started = time.time()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started)) + f"-{os.getpid()}"
     out = Path(args.out or ROOT / "reports" / run_id).resolve()
+    os.environ["DSMIP4_RUN_ID"] = run_id  # one id for the folder and results.json
     out.mkdir(parents=True, exist_ok=True)
     lab = None
     testbeds = list(args.testbed or [])

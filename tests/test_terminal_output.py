@@ -23,3 +23,26 @@ def test_each_case_has_one_line_and_the_summary_prints_once(tmp_path):
     assert done.stdout.count("verdicts: PASS 1, NOT-APPLICABLE 1") == 1
     assert "DSMIPv4 conformance ===" not in done.stdout  # pytest's own summary section
     assert done.stdout.endswith("\n") and "HA-3.3-001" not in done.stderr
+
+
+def test_results_json_follows_its_schema_and_names_the_run_once(tmp_path):
+    import json
+
+    import jsonschema
+
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--role", "mn",
+                           "--case", "MN-3344-008", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((out / "results.json").read_text())
+    schema = json.loads((ROOT / "schemas" / "results.schema.json").read_text())
+    jsonschema.validate(results, schema)
+    assert f"DSMIPv4 conformance run {results['run']['id']}" in done.stdout
+    assert {c["testbed"] for c in results["cases"]} == {"in-memory"}
+
+
+def test_version():
+    done = subprocess.run([sys.executable, "-m", "conformance", "--version"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.startswith("dsmip4 0.")

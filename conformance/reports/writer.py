@@ -17,6 +17,8 @@ from conformance.reports.junit import write_junit
 from conformance.suite.verdict import Verdict, case_requirement_verdicts, rollup
 
 VERDICT_ORDER = [v.value for v in Verdict]
+# results.json's layout: raised when a field changes meaning or goes away (added ones keep it).
+RESULTS_SCHEMA_VERSION = 2
 
 
 def _requirements(state, cases) -> list[dict]:
@@ -77,10 +79,13 @@ def write_reports(state, alluredir=None) -> dict:
                "by_level": {lvl: dict(v) for lvl, v in by_level.items()},
                "requirements": dict(Counter(r["verdict"] for r in requirements))}
     manifest = _manifest(out)
-    results = {"run": {"id": state.run_id, "suite": "dsmip4-conformance",
+    results = {"schema_version": RESULTS_SCHEMA_VERSION,
+               "run": {"id": state.run_id, "suite": "dsmip4-conformance",
                        "suite_version": __version__, "rfc": RFC,
                        "devices": duts, "testbed": state.testbed.to_dict() if state.testbed
-                       else None, "start": _iso(state.started), "end": _iso(ended),
+                       else None,
+                       # Every lab that ran a case (xdist spreads cases over several).
+                       "testbeds": sorted({c["testbed"] for c in cases if c.get("testbed")}), "start": _iso(state.started), "end": _iso(ended),
                        "expected_failures": state.expected.path, "strict": state.strict,
                        "interrupted": bool(getattr(state, "interrupted", False)),
                        "lab_lost": getattr(state, "lab_lost_reason", None),

@@ -206,11 +206,19 @@ class CaseFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         for case in cases:
             item = CaseItem.from_parent(self, name=case.id, case=case)
-            item.add_marker(pytest.mark.role(case.role))
-            item.add_marker(pytest.mark.section(case.section))
+            # Markers carry their value both ways, so that -m "role(value='ha')" (pytest's
+            # keyword matching) selects as well as reading marker.args does.
+            item.add_marker(pytest.mark.role(case.role, value=case.role))
+            item.add_marker(pytest.mark.section(case.section, value=str(case.section)))
             for req in case.requirements:
-                item.add_marker(pytest.mark.requirement(req))
-                item.add_marker(pytest.mark.level(state.catalog[req].level))
+                level = state.catalog[req].level
+                item.add_marker(pytest.mark.requirement(req, value=req))
+                item.add_marker(pytest.mark.level(level, value=level))
+            for feature in case.pics:
+                item.add_marker(pytest.mark.pics(feature, value=feature))
+            # -k matches the title, the requirement ids and the role, not only the id.
+            item.extra_keyword_matches.update({case.title, case.role, *case.requirements,
+                                               *case.pics})
             yield item
 
     class CollectError(Exception):
@@ -318,6 +326,7 @@ def execute(state: RunState, case) -> CaseRecord:
     record = CaseRecord(case.id, case.title, os.path.relpath(case.file), case.role,
                         case.section, case.requirements, case.purpose, case.pics, case.seed,
                         [s.title for s in case.steps], _rerun(state, case))
+    record.testbed = state.testbed.name if state.testbed is not None else None
     if allure:
         allure.dynamic.title(f"{case.id}: {case.title}")
         allure.dynamic.epic("RFC 5454")

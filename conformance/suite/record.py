@@ -27,6 +27,7 @@ class CaseRecord:
     evidence: dict = field(default_factory=dict)
     waited: float = 0.0
     duration: float = 0.0
+    testbed: str | None = None  # the lab that ran it (runs over several labs name each)
 
     def conclude(self, verdict: str, message: str) -> None:
         self.verdict, self.message = verdict, message
