@@ -68,7 +68,10 @@ def test_a_crash_no_check_shows_is_an_error(monkeypatch):
 
 def test_each_case_leaves_a_pcap_of_every_link(tmp_path):
     record = run_in_memory([CASES["HA-3.3-001"]], out=tmp_path)[0]
-    pcap = tmp_path / "evidence" / "HA-3.3-001" / "transit.pcap"
+    pcap = tmp_path / "evidence" / "HA-3.3-001" / "transit.pcapng"
     assert record["verdict"] == "PASS" and pcap.exists()
     data = pcap.read_bytes()
-    assert struct.unpack_from("<I", data)[0] == 0xA1B2C3D4 and len(data) > 24 + 16
+    # pcapng: a section header whose comment names the case and the link, then packets.
+    assert struct.unpack_from("<I", data)[0] == 0x0A0D0D0A
+    assert b"case HA-3.3-001" in data[:400] and b"link transit" in data[:400]
+    assert data.count(struct.pack("<I", 6)) >= 2  # enhanced packet blocks

@@ -21,6 +21,7 @@ from conformance.errors import Inconclusive, LabError, SuiteError
 from conformance.lab.device import DeviceCrashed
 from conformance.lab.netns import lab_withdrawn
 from conformance.lab.profile import load_profile, reference_profile
+from conformance.lab.pcapng import NotAPcap, to_pcapng
 from conformance.lab.testbed import load_testbed
 from conformance.suite.applicability import missing
 from conformance.suite.model import CaseFileError, load_case_file
@@ -387,7 +388,8 @@ def execute(state: RunState, case) -> CaseRecord:
                 # The device already failed a check: that verdict stands; the rest is noted.
                 run.note("suite", "suite", f"not judged after that: {exc}")
         finally:
-            record.evidence.update(_captures_stop(session, captures, evidence_dir))
+            record.evidence.update(_captures_stop(session, captures, evidence_dir, case,
+                                                  state.run_id))
             dut = session.dut(case.role)
             if dut is not None:
                 record.evidence["bindings_after"] = _state(dut)
@@ -499,13 +501,26 @@ def _captures_start(session, case) -> dict:
     return captures
 
 
-def _captures_stop(session, captures, evidence_dir: Path) -> dict:
+def _captures_stop(session, captures, evidence_dir: Path, case=None, run_id="") -> dict:
+    """Each link's capture as evidence: pcapng whose section comment names the run, the case
+    and the link (a capture that is not a classic pcap stays as it came)."""
     evidence_dir.mkdir(parents=True, exist_ok=True)
     out = {}
     for link, (host, capture) in captures.items():
         local = evidence_dir / f"{link}.pcap"
         session.agent(host).capture_stop(capture, str(local))
-        out[f"pcap_{link}"] = str(local)
+        iface = session.watch.get(link, (host, ""))[1]
+        comment = (f"dsmip4-conformance run {run_id}: case {case.id} ({case.title}), "
+                   f"link {link}, captured on {host} {iface}") if case else f"link {link}"
+        try:
+            converted = to_pcapng(local.read_bytes(), comment, link, f"{host} {iface}")
+        except (NotAPcap, OSError):
+            out[f"pcap_{link}"] = str(local)
+            continue
+        target = local.with_suffix(".pcapng")
+        target.write_bytes(converted)
+        local.unlink()
+        out[f"pcap_{link}"] = str(target)
     return out
 
 
@@ -534,7 +549,7 @@ def _save_case_evidence(record, evidence_dir: Path, allure) -> None:
     if allure:
         for key, value in record.evidence.items():
             if isinstance(value, str) and key.startswith("pcap_") and Path(value).exists():
-                allure.attach.file(value, name=key[5:] + ".pcap",
+                allure.attach.file(value, name=key[5:] + Path(value).suffix,
                                    attachment_type="application/vnd.tcpdump.pcap",
                                    extension="pcap")
             elif key == "device_log":
