@@ -9,6 +9,24 @@ import sys
 from conformance import RFC, __version__
 
 
+def _cmd_wireshark_plugin(args) -> int:
+    from conformance import wireshark
+
+    if not (args.install or args.dir):
+        print(wireshark.LUA)
+        print(f"load it once with: tshark -X lua_script:{wireshark.LUA} ...", file=sys.stderr)
+        return 0
+    try:
+        path = wireshark.install(args.dir)
+    except OSError as exc:
+        where = args.dir or "the personal Lua plugin folder"
+        print(f"dsmip4 wireshark-plugin: cannot install into {where}: {exc}", file=sys.stderr)
+        return 2
+    print(f"installed {path}; Wireshark and tshark load it at their next start "
+          "(display filter: dsmip4)")
+    return 0
+
+
 def _cmd_decode(args) -> int:
     from conformance.codec import DecodeError, decode, message_to_dict, verify_authenticator
 
@@ -161,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("hex", help="the UDP payload, hex (spaces allowed)")
     p.add_argument("--key", help="MN-HA key (hex) to verify the authenticator with")
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("wireshark-plugin", help="the Wireshark dissector for the DSMIPv4 "
+                       "extension (RFC 5454): print its path, or install it")
+    p.add_argument("--install", action="store_true",
+                   help="copy it into Wireshark's personal Lua plugin folder")
+    p.add_argument("--dir", help="install into this folder instead")
+    p.set_defaults(func=_cmd_wireshark_plugin)
 
     p = sub.add_parser("requirements", help="print the requirement catalog")
     p.add_argument("--json", action="store_true", help="JSON instead of the plain listing")
