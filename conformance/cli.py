@@ -9,6 +9,39 @@ import sys
 from conformance import RFC, __version__
 
 
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from conformance.reports.html_report import render_html
+    from conformance.reports.writer import write_checksums
+
+    folder = Path(args.folder)
+    results_path = folder / "results.json"
+    try:
+        results = json.loads(results_path.read_text())
+    except FileNotFoundError:
+        print(f"dsmip4 report: {results_path}: no such file (give a run folder, "
+              "reports/<run-id>)", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"dsmip4 report: {results_path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}",
+              file=sys.stderr)
+        return 2
+    (folder / "report.html").write_text(render_html(results, folder))
+    print(f"report: {folder / 'report.html'}")
+    if args.pdf:
+        from conformance.reports.pdf import NoBrowser, print_pdf
+
+        try:
+            pdf = print_pdf(folder / "report.html", folder / "report.pdf")
+        except (NoBrowser, RuntimeError, OSError) as exc:
+            print(f"dsmip4 report: no PDF: {exc}", file=sys.stderr)
+            return 2
+        print(f"pdf: {pdf}")
+    write_checksums(folder)
+    return 0
+
+
 def _cmd_wireshark_plugin(args) -> int:
     from conformance import wireshark
 
@@ -179,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("hex", help="the UDP payload, hex (spaces allowed)")
     p.add_argument("--key", help="MN-HA key (hex) to verify the authenticator with")
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("report", help="render a run folder's report.html again from its "
+                       "results.json, and with --pdf its certificate as report.pdf")
+    p.add_argument("folder", help="a run folder (reports/<run-id>)")
+    p.add_argument("--pdf", action="store_true", help="also print report.pdf (headless "
+                   "Chromium)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("wireshark-plugin", help="the Wireshark dissector for the DSMIPv4 "
                        "extension (RFC 5454): print its path, or install it")

@@ -4,10 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(tshark tcpdump openssh-server iputils-ping iproute2 nftables)
+APT_PACKAGES=(tshark tcpdump openssh-server iputils-ping iproute2 nftables chromium poppler-utils)
 # The command each package provides, to see whether it is already there.
 declare -A PROVIDES=([tshark]=tshark [tcpdump]=tcpdump [openssh-server]=/usr/sbin/sshd
-                     [iputils-ping]=ping [iproute2]=ip [nftables]=/usr/sbin/nft)
+                     [iputils-ping]=ping [iproute2]=ip [nftables]=/usr/sbin/nft
+                     [chromium]=chromium [poppler-utils]=pdftoppm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
