@@ -71,6 +71,10 @@ def run(args) -> int:
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started)) + f"-{os.getpid()}"
     out = Path(args.out or ROOT / "reports" / run_id).resolve()
     os.environ["DSMIP4_RUN_ID"] = run_id  # one id for the folder and results.json
+    # A run started from inside someone else's xdist worker (a test suite, a CI wrapper) is
+    # not that worker: its own variables would make this run report as a worker's part.
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        del os.environ[name]
     out.mkdir(parents=True, exist_ok=True)
     lab = None
     testbeds = list(args.testbed or [])
