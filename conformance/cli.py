@@ -263,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder (default reports/<run-id>)")
     p.add_argument("--expected-failures", help="per-device expected-failure file (YAML)")
     p.add_argument("--strict", action="store_true", help="NON-STRICT verdicts fail the run")
+    p.add_argument("-n", "--workers", type=int, metavar="N", help="spread the cases over N "
+                   "labs (pytest-xdist): N built-in labs, or one per --testbed given")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST_ARGS",
+                   help="after --, arguments handed to pytest as they are (e.g. -- -x -k gre)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("selftest", help="prove every case can fail: run the suite against "

@@ -76,17 +76,21 @@ def run(args) -> int:
     for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
         del os.environ[name]
     out.mkdir(parents=True, exist_ok=True)
-    lab = None
+    labs = []
     testbeds = list(args.testbed or [])
+    workers = getattr(args, "workers", None)
     try:
         if not testbeds and not args.memory:
             from conformance.lab.builtin import BuiltinLab
 
-            print("dsmip4 run: bringing up the built-in lab ...", flush=True)
-            lab = BuiltinLab().up()
-            testbeds = [str(lab.testbed_path)]
-            print(f"dsmip4 run: lab {lab.net.prefix} up in {time.time() - started:.1f} s",
-                  flush=True)
+            # One built-in lab per worker: xdist workers never share a lab.
+            for _ in range(workers or 1):
+                print("dsmip4 run: bringing up the built-in lab ...", flush=True)
+                lab = BuiltinLab().up()
+                labs.append(lab)
+                testbeds.append(str(lab.testbed_path))
+                print(f"dsmip4 run: lab {lab.net.prefix} up in "
+                      f"{time.time() - started:.1f} s", flush=True)
         argv = [str(TESTCASES), "-p", "conformance.suite.plugin", "-p", "no:cacheprovider",
                 "--rootdir", str(ROOT), "-o", "testpaths=testcases", "--out", str(out),
                 "--alluredir", str(out / "allure-results"), "-q", "-rN",
@@ -107,12 +111,15 @@ def run(args) -> int:
             argv += ["--expected-failures", args.expected_failures]
         if args.strict:
             argv += ["--strict-verdicts"]
+        if workers and workers > 1:
+            argv += ["-n", str(workers)]
+        argv += _extra_pytest_args(getattr(args, "pytest_args", None))
         code = pytest.main(argv)
     except LabError as exc:
         print(f"dsmip4 run: lab error: {exc}", file=sys.stderr)
         return 2
     finally:
-        if lab is not None:
+        for lab in labs:
             lab.down()
     results = out / "results.json"
     if not results.exists() or not json.loads(results.read_text())["cases"]:
@@ -147,3 +154,9 @@ def run(args) -> int:
         bad += counts.get("NON-STRICT", 0)
     interrupted = bool(data["run"].get("interrupted"))
     return 1 if bad or interrupted or code not in (0, 5) else 0
+
+
+def _extra_pytest_args(extra) -> list[str]:
+    """What followed `--` on the command line, handed to pytest as it is."""
+    extra = list(extra or [])
+    return extra[1:] if extra[:1] == ["--"] else extra

@@ -75,3 +75,11 @@ def test_each_case_leaves_a_pcap_of_every_link(tmp_path):
     assert struct.unpack_from("<I", data)[0] == 0x0A0D0D0A
     assert b"case HA-3.3-001" in data[:400] and b"link transit" in data[:400]
     assert data.count(struct.pack("<I", 6)) >= 2  # enhanced packet blocks
+
+
+def test_a_link_that_saw_nothing_leaves_no_file_but_is_recorded(tmp_path):
+    record = run_in_memory([CASES["HA-3.3-001"]], out=tmp_path)[0]
+    folder = tmp_path / "evidence" / "HA-3.3-001"
+    assert record["evidence"]["silent_links"] == ["correspondent"]
+    assert not list(folder.glob("correspondent.*"))
+    assert all(path.stat().st_size > 200 for path in folder.glob("*.pcapng"))

@@ -51,3 +51,15 @@ def rdpcap_bytes(tmp_path, data):
     path = tmp_path / "x.pcapng"
     path.write_bytes(data)
     return rdpcap(str(path))
+
+
+def test_each_packet_can_carry_the_step_it_belongs_to(tmp_path):
+    if not shutil.which("tshark"):
+        pytest.skip("tshark is not installed")
+    source = _pcap(tmp_path)
+    out = tmp_path / "steps.pcapng"
+    out.write_bytes(to_pcapng(source.read_bytes(), "c", "transit",
+                              packet_comment=lambda t: f"step {int(t) - 1795500000 + 1}"))
+    done = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "frame.comment"],
+                          capture_output=True, text=True)
+    assert done.stdout.split() == ["step", "1", "step", "2", "step", "3"]

@@ -190,3 +190,18 @@ def test_two_runs_side_by_side_both_pass(tmp_path):
     labs = [json.loads((out / "results.json").read_text())["run"]["testbed"]["name"]
             for out in outs]
     assert labs[0] != labs[1]
+
+
+def test_plain_pytest_without_a_testbed_brings_up_the_builtin_lab(tmp_path):
+    """`pytest testcases/` with no --testbed runs on a built-in lab of its own, as `dsmip4 run`
+    does, and takes it down after (never a green run of skipped cases)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "testcases", "-p",
+                           "conformance.suite.plugin", "-p", "no:cacheprovider", "--case",
+                           "HA-3.3-001", "--out", str(tmp_path / "run"), "-q"],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [c["verdict"] for c in results["cases"]] == ["PASS"]
+    assert results["run"]["testbeds"] and results["run"]["testbeds"] != ["in-memory"]

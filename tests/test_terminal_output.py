@@ -46,3 +46,23 @@ def test_version():
     done = subprocess.run([sys.executable, "-m", "conformance", "--version"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.startswith("dsmip4 0.")
+
+
+def test_workers_print_each_case_once_and_args_after_dashes_reach_pytest(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--role", "mn",
+                           "-n", "2", "--out", str(tmp_path / "spread")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  MN-")]
+    assert lines and len(lines) == len(set(lines))
+    import json
+
+    results = json.loads((tmp_path / "spread" / "results.json").read_text())
+    assert sorted(c["id"] for c in results["cases"]) == sorted(lines)
+
+    picked = subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--role",
+                             "ha", "--out", str(tmp_path / "picked"), "--", "-k", "overlap"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert picked.returncode == 0, picked.stdout[-2000:] + picked.stderr[-2000:]
+    chosen = json.loads((tmp_path / "picked" / "results.json").read_text())["cases"]
+    assert chosen and all("overlap" in c["title"].lower() for c in chosen)

@@ -35,6 +35,10 @@ def _block(kind: int, body: bytes) -> bytes:
     return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
 
 
+def packet_count(pcap: bytes) -> int:
+    return len(pcap_packets(pcap)[3])
+
+
 def pcap_packets(data: bytes):
     """(linktype, snaplen, tsresol digits, [(seconds, fraction, original length, bytes)])."""
     if len(data) < 24:
@@ -56,7 +60,9 @@ def pcap_packets(data: bytes):
 
 
 def to_pcapng(pcap: bytes, comment: str, link: str, link_description: str = "",
-              application: str = "dsmip4-conformance") -> bytes:
+              application: str = "dsmip4-conformance", packet_comment=None) -> bytes:
+    """`packet_comment(seconds)`, when given, names what each packet belongs to (the step of
+    the case that was running when it was captured)."""
     linktype, snaplen, digits, packets = pcap_packets(pcap)
     out = [_block(SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _options(
                (OPT_COMMENT, comment.encode()), (SHB_USERAPPL, application.encode()))),
@@ -66,6 +72,8 @@ def to_pcapng(pcap: bytes, comment: str, link: str, link_description: str = "",
     scale = 10 ** digits
     for sec, frac, orig, raw in packets:
         stamp = sec * scale + frac
+        note = packet_comment(sec + frac / scale) if packet_comment else None
         out.append(_block(EPB, struct.pack("<IIIII", 0, stamp >> 32, stamp & 0xFFFFFFFF,
-                                           len(raw), orig) + _pad(raw)))
+                                           len(raw), orig) + _pad(raw)
+                          + (_options((OPT_COMMENT, note.encode())) if note else b"")))
     return b"".join(out)

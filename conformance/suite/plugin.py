@@ -21,7 +21,7 @@ from conformance.errors import Inconclusive, LabError, SuiteError
 from conformance.lab.device import DeviceCrashed
 from conformance.lab.netns import lab_withdrawn
 from conformance.lab.profile import load_profile, reference_profile
-from conformance.lab.pcapng import NotAPcap, to_pcapng
+from conformance.lab.pcapng import NotAPcap, packet_count, to_pcapng
 from conformance.lab.testbed import load_testbed
 from conformance.suite.applicability import missing
 from conformance.suite.model import CaseFileError, load_case_file
@@ -100,6 +100,7 @@ class RunState:
         self.terminated: str | None = None  # set by SIGTERM: the lab is being taken away
         self.sigint = False  # set by Ctrl-C (SIGINT), even if its KeyboardInterrupt is lost
         self.lab_lost_reason: str | None = None
+        self.builtin_lab = None  # brought up by this session when no --testbed was given
 
     def lab_lost(self) -> str | None:
         """Why the lab can no longer be used, once it is gone or going (None while usable):
@@ -170,6 +171,10 @@ def _on_sigterm_finish_as_error(state: RunState) -> None:
 
 def pytest_unconfigure(config):
     state = config.stash.get(STATE, None)
+    lab = getattr(state, "builtin_lab", None)
+    if lab is not None:  # the built-in lab this session brought up itself
+        state.builtin_lab = None
+        lab.down()
     previous = getattr(state, "previous_sigterm", None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
@@ -244,14 +249,31 @@ def pytest_collection_modifyitems(session, config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
     if state.testbed is None and any(isinstance(i, CaseItem) for i in keep):
-        # Skipping every case would be a green run that judged nothing.
-        raise pytest.UsageError("no --testbed given: nothing to run the conformance cases "
-                                "against (dsmip4 run brings up the built-in lab)")
+        # As `dsmip4 run` does: the built-in lab, brought up for this session and taken down
+        # at its end. Skipping every case instead would be a green run that judged nothing.
+        _bring_up_builtin_lab(state)
     state.selected = [i.case.id for i in keep if isinstance(i, CaseItem)]
     # Cases of one role together: the lab switches the device under test once per role.
     order = {"ha": 0, "mn": 1, "fa": 2}
     keep.sort(key=lambda i: order.get(getattr(getattr(i, "case", None), "role", ""), 9))
     items[:] = keep
+
+
+def _bring_up_builtin_lab(state) -> None:
+    if state.worker:
+        raise pytest.UsageError("no --testbed given to this xdist worker: give one --testbed "
+                                "per worker (or run without -n to use the built-in lab)")
+    from conformance.lab.builtin import BuiltinLab
+    from conformance.lab.netns import LabError as NetnsLabError
+
+    try:
+        lab = BuiltinLab().up()
+    except (NetnsLabError, LabError, OSError) as exc:
+        raise pytest.UsageError(f"no --testbed given and the built-in lab cannot come up "
+                                f"here: {exc} (give --testbed FILE, or --memory)") from None
+    state.builtin_lab = lab
+    state.testbed_path = str(lab.testbed_path)
+    state.testbed = load_testbed(state.testbed_path)
 
 
 class CaseFailed(AssertionError):
@@ -367,8 +389,11 @@ def execute(state: RunState, case) -> CaseRecord:
             record.evidence["bindings_before"] = _state(dut)
         captures = _captures_start(session, case)
 
+        step_marks = []
+
         @contextlib.contextmanager
         def on_step(step):
+            step_marks.append((session.clock.time(), step.index, step.title))
             if not allure:
                 yield
                 return
@@ -389,7 +414,7 @@ def execute(state: RunState, case) -> CaseRecord:
                 run.note("suite", "suite", f"not judged after that: {exc}")
         finally:
             record.evidence.update(_captures_stop(session, captures, evidence_dir, case,
-                                                  state.run_id))
+                                                  state.run_id, step_marks))
             dut = session.dut(case.role)
             if dut is not None:
                 record.evidence["bindings_after"] = _state(dut)
@@ -501,11 +526,27 @@ def _captures_start(session, case) -> dict:
     return captures
 
 
-def _captures_stop(session, captures, evidence_dir: Path, case=None, run_id="") -> dict:
+def _captures_stop(session, captures, evidence_dir: Path, case=None, run_id="",
+                   step_marks=()) -> dict:
     """Each link's capture as evidence: pcapng whose section comment names the run, the case
-    and the link (a capture that is not a classic pcap stays as it came)."""
+    and the link, each packet commented with the step it was captured in (a capture that is
+    not a classic pcap stays as it came). A link that saw nothing leaves no file: it is
+    listed under `silent_links`."""
     evidence_dir.mkdir(parents=True, exist_ok=True)
-    out = {}
+    out, silent = {}, []
+    marks = sorted(step_marks)
+
+    def step_of(seconds: float) -> str | None:
+        started = [(at, index, title) for at, index, title in marks if at <= seconds + 0.0005]
+        if not started:
+            return None
+        latest = started[-1][0]
+        # Steps that began at the same instant (a simulated clock that did not move) cannot
+        # be told apart by time: the comment says so instead of guessing.
+        same = [m for m in started if latest - m[0] <= 0.0005]
+        if len(same) == 1:
+            return f"step {same[0][1] + 1}: {same[0][2]}"
+        return f"steps {same[0][1] + 1}-{same[-1][1] + 1} (begun at the same instant)"
     for link, (host, capture) in captures.items():
         local = evidence_dir / f"{link}.pcap"
         session.agent(host).capture_stop(capture, str(local))
@@ -513,7 +554,13 @@ def _captures_stop(session, captures, evidence_dir: Path, case=None, run_id="") 
         comment = (f"dsmip4-conformance run {run_id}: case {case.id} ({case.title}), "
                    f"link {link}, captured on {host} {iface}") if case else f"link {link}"
         try:
-            converted = to_pcapng(local.read_bytes(), comment, link, f"{host} {iface}")
+            data = local.read_bytes()
+            if packet_count(data) == 0:
+                local.unlink()
+                silent.append(link)
+                continue
+            converted = to_pcapng(data, comment, link, f"{host} {iface}",
+                                  packet_comment=step_of)
         except (NotAPcap, OSError):
             out[f"pcap_{link}"] = str(local)
             continue
@@ -521,6 +568,8 @@ def _captures_stop(session, captures, evidence_dir: Path, case=None, run_id="") 
         target.write_bytes(converted)
         local.unlink()
         out[f"pcap_{link}"] = str(target)
+    if silent:
+        out["silent_links"] = silent
     return out
 
 
