@@ -73,3 +73,27 @@ def test_tshark_shows_the_rfc5454_fields(tmp_path):
 def test_the_installed_copy_is_the_shipped_one(tmp_path):
     path = install(tmp_path / "plugins")
     assert path.read_bytes() == LUA.read_bytes()
+
+
+def test_on_the_suites_own_captures(tmp_path):
+    """The captures a run leaves as evidence: the prefix reply's fields, and IPv6 in RFC 3519
+    tunnel data named as such."""
+    _require_tshark()
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "conformance", "run", "--memory", "--role", "ha",
+                           "--case", "HA-3.3-003", "--case", "HA-3.9-001", "--out", str(out)],
+                          capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = _fields(out / "evidence" / "HA-3.3-003" / "foreign.pcapng", LUA, "mip.type",
+                   "dsmip4.subtype", "dsmip4.prefix", "dsmip4.prefix_length", "dsmip4.code")
+    reply = next(r for r in rows if r[0] == "3")
+    assert reply[1] == "2" and reply[2] == "2001:db8:10:1::" and reply[3] == "64"
+    assert reply[4] == "0"
+    rows = _fields(out / "evidence" / "HA-3.9-001" / "foreign.pcapng", LUA,
+                   "dsmip4.tunnel.next_header", "dsmip4.tunnel.ipv6", "ipv6.dst")
+    tunnelled = [r for r in rows if r[0]]
+    assert tunnelled and all(r[0] == "41" and r[1] == "1" and r[2] for r in tunnelled)

@@ -4,8 +4,9 @@
 --
 -- Wireshark's own Mobile IP dissector names type 152 but shows its body as raw bytes; this
 -- post-dissector finds every type-152 extension it saw and adds the RFC 5454 fields:
--- subtype, prefix length, prefix, code and reserved. (Tunnel data, RFC 3519 type 4 with next
--- header 41, is already decoded as IPv6 by Wireshark itself.)
+-- subtype, prefix length, prefix, code and reserved. For RFC 3519 tunnel data (message type
+-- 4) it names the next header and marks IPv6 (41) as RFC 5454 §3.9 traffic; Wireshark itself
+-- then decodes the carried IPv6 packet.
 
 local dsmip4 = Proto("dsmip4", "Dual-Stack Mobile IPv4 (RFC 5454)")
 
@@ -25,6 +26,9 @@ f.prefix = ProtoField.ipv6("dsmip4.prefix", "Prefix")
 f.code = ProtoField.uint8("dsmip4.code", "Code", base.DEC, CODES)
 f.accepted = ProtoField.bool("dsmip4.accepted", "Accepted (code 0-7)")
 f.reserved = ProtoField.uint8("dsmip4.reserved", "Reserved", base.HEX)
+f.tunnel_next_header = ProtoField.uint8("dsmip4.tunnel.next_header", "Tunnel data next header",
+                                        base.DEC, { [4] = "IPv4", [41] = "IPv6", [47] = "GRE" })
+f.tunnel_ipv6 = ProtoField.bool("dsmip4.tunnel.ipv6", "Carries IPv6 (RFC 5454 §3.9)")
 
 local e_reserved = ProtoExpert.new("dsmip4.reserved.nonzero", "Reserved field is not zero",
                                    expert.group.PROTOCOL, expert.severity.WARN)
@@ -35,6 +39,7 @@ local e_subtype = ProtoExpert.new("dsmip4.subtype.unknown", "Sub-type not define
 dsmip4.experts = { e_reserved, e_length, e_subtype }
 
 local ext_type = Field.new("mip.ext.type")
+local tunnel_next_header = Field.new("mip.nattt.nexthdr")
 
 local function reserved(tree, range)
     local item = tree:add(f.reserved, range)
@@ -81,7 +86,19 @@ local function extension(tvb, tree, off)
     end
 end
 
+local function tunnel_data(tvb, tree)
+    for _, fi in ipairs({ tunnel_next_header() }) do
+        if fi.source == tvb then
+            local node = tree:add(dsmip4, fi.range, "RFC 3519 tunnel data")
+            node:add(f.tunnel_next_header, fi.range)
+            node:add(f.tunnel_ipv6, fi.range, fi.value == 41)
+            if fi.value == 41 then node:append_text(": IPv6 (RFC 5454 §3.9)") end
+        end
+    end
+end
+
 function dsmip4.dissector(tvb, pinfo, tree)
+    tunnel_data(tvb, tree)
     local found = { ext_type() }
     local first = true
     for _, fi in ipairs(found) do
