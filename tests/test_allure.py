@@ -72,6 +72,9 @@ def test_allure3_shows_device_failures_as_failed_and_steps_by_their_checks(tmp_p
                         "HA-3.6-004": "NOT-APPLICABLE", "HA-3344-010[empty]": "PASS"}
     assert (out / "allure-results" / "environment.properties").exists()
     assert (out / "allure-results" / "categories.json").exists()
+    executor = json.loads((out / "allure-results" / "executor.json").read_text())
+    assert executor["name"] == "dsmip4-conformance" and executor["buildName"].endswith(
+        json.loads((out / "results.json").read_text())["run"]["id"])
 
     report = tmp_path / "allure-report"
     rendered = subprocess.run([str(ALLURE), "generate", str(out / "allure-results"), "-o",

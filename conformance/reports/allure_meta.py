@@ -1,6 +1,6 @@
 """What Allure needs beside the per-case results allure-pytest writes: the run's environment
-(device identity, PICS, testbed, suite version) and the categories that sort failures by
-verdict, both files in the allure-results directory."""
+(device identity, PICS, testbed, suite version), the categories that sort failures by verdict
+and the executor (the suite and the run), as files in the allure-results directory."""
 
 from __future__ import annotations
 
@@ -53,3 +53,10 @@ def write_allure_meta(directory: Path, results: dict) -> None:
              for k, v in environment(results).items()]
     (directory / "environment.properties").write_text("\n".join(lines) + "\n")
     (directory / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
+    run = results["run"]
+    # Who produced the results: Allure shows it as the executor of the launch.
+    executor = {"name": "dsmip4-conformance", "type": "dsmip4",
+                "buildName": f"dsmip4 run {run.get('id', '')}",
+                "reportName": f"DSMIPv4 conformance {run.get('id', '')}",
+                "buildOrder": run.get("id", "")}
+    (directory / "executor.json").write_text(json.dumps(executor, indent=2))
