@@ -76,3 +76,24 @@ def test_a_parameter_read_only_for_a_log_record(tmp_path, monkeypatch):
     params = dict(report._unused_parameters("conformance/nodes/fa.py")["_deny"])
     report._unused_parameters.cache_clear()
     assert params == {"request": True, "code": True, "reason": False, "log": False}
+
+
+def test_a_renamed_state_key_counts_only_when_no_check_reads_it():
+    def view(function, before, after):
+        m = report.Mutant("x.y__mutmut_1", "conformance/nodes/mn.py", function, "survived", 1,
+                          before, after)
+        report.classify(m, {})
+        return m.kind
+    line = 'return {"home_address": self.config.home_address, "mode": self.mode,'
+    assert view("MobileNode.status", line, line.replace('"mode"', '"XXmodeXX"')) == \
+        "unobservable"
+    # the MN's registration flag is what mn_registered reads: renaming it is behaviour
+    line = '"care_of_address": self.care_of_address, "registered": self.registered,'
+    assert view("MobileNode.status", line, line.replace('"registered"', '"REGISTERED"')) == \
+        "open"
+    # a binding's home address is how every binding check finds its row
+    line = 'return {"home_address": self.home_address, "care_of_address": self.coa,'
+    assert view("Binding.to_dict", line, line.replace('"home_address"', '"HOME_ADDRESS"')) == \
+        "open"
+    assert view("Binding.to_dict", line, line.replace('"care_of_address"', '"CARE"')) == \
+        "unobservable"

@@ -50,6 +50,15 @@ OBSERVED_EVENTS = {"security-exception", "route-add", "route-del", "registered",
 STATE_VIEWS = {"Binding.to_dict", "MobileNode.status", "PrefixState.to_dict", "Visitor.to_dict"}
 STATE_READ = {"accepted", "groups", "ha_supports_dsmip", "home_address", "prefix", "prefixes",
               "registered", "tunnel"}
+# Per view, the keys the suite's row checks read (conformance/suite/checks.py, "rows" checks:
+# bindings by home address with their prefixes and groups; visitors by home address; the MN's
+# registration flags and its prefix rows): a renamed or dropped key outside these is unread.
+STATE_READ_BY_VIEW = {
+    "Binding.to_dict": {"home_address", "prefixes", "groups"},
+    "Visitor.to_dict": {"home_address"},
+    "MobileNode.status": {"registered", "ha_supports_dsmip", "prefixes"},
+    "PrefixState.to_dict": {"prefix", "accepted", "tunnel"},
+}
 # The reference device's own code: its engines and the adapters it runs with on a lab. The
 # in-memory runner runs only this code mutated (conformance/adapters/device_scope.py); the
 # judge's codec stays clean, as a vendor's device never shares it.
@@ -638,6 +647,12 @@ def classify(m: Mutant, manual: dict, reachable: set[str] | None = None,
             f"{m.unused_argument}, a parameter the method never reads but for its log records"
         return
     keys = _dict_keys(m.before)
+    renamed = keys - _dict_keys(m.after)
+    if m.function in STATE_READ_BY_VIEW and renamed and \
+            not renamed & STATE_READ_BY_VIEW[m.function]:
+        m.kind, m.reason = "unobservable", "not observable on the wire: renames or drops a " \
+            f"key of the device's state view that no check reads ({', '.join(sorted(renamed))})"
+        return
     if m.function in STATE_VIEWS and keys and not keys & STATE_READ:
         m.kind, m.reason = "unobservable", "not observable on the wire: a field of the " \
             f"device's state view that no check reads ({', '.join(sorted(keys))})"
