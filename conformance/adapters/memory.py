@@ -183,11 +183,12 @@ class MemoryDevice(Device):
 
     def start(self, timeout: float = 10.0) -> None:
         path = self.render(self.profile.config_path)
-        try:
-            config = load_node_config(path, self.profile.role)
-        except (ConfigError, YamlError) as exc:
-            raise DeviceCrashed(f"{self.profile.name} did not start: {exc}", []) from exc
+        # Reading its configuration is the device's own code too (`dsmip4 ha --config`).
         with device():
+            try:
+                config = load_node_config(path, self.profile.role)
+            except (ConfigError, YamlError) as exc:
+                raise DeviceCrashed(f"{self.profile.name} did not start: {exc}", []) from exc
             engine = engine_for(config.role, config.engine)
         self.node = Node(self.profile.host, config.role, engine, config)
         self.net.attach(self.node)
