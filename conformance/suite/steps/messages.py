@@ -356,6 +356,8 @@ FRAMING_VARIANTS = {
                             {"drop", "134", "accept"}),
     "auth-spi-only": ("an MN-HA authentication extension of Length 4: the SPI and no "
                       "authenticator", {"code 131", "134"}),
+    "auth-length-2": ("an MN-HA authentication extension of Length 2, too short for its SPI",
+                      {"drop", "code 131", "134"}),
 }
 
 
@@ -389,6 +391,8 @@ def framing_variant(run, name: str):
                                            request.home_agent, ident, signed), keys)
     elif name == "auth-spi-only":
         payload = encode(request) + bytes((32, 4)) + run.spi.to_bytes(4, "big")
+    elif name == "auth-length-2":
+        payload = encode(request) + bytes((32, 2)) + run.spi.to_bytes(4, "big")[:2]
     elif name in before:
         request.extensions += [before[name]] + signed
         payload = encode(request, keys)

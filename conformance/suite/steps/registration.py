@@ -352,7 +352,7 @@ def reply(run: CaseRun, step: Step) -> None:
     saved = run.saved("request")
     request = saved["message"]
     fields = run.resolve(spec.get("fields") or {})
-    exts = extensions(run, spec.get("extensions") or [])
+    exts = extensions(run, run.resolve(spec.get("extensions")) or [])
     keys = {32: bytes.fromhex(fields["key"]) if "key" in fields else run.key}
     exts.append(AuthExtension(32, run.spi))
     # An FA under test that shares a security association with its HA (its PICS says so) is
@@ -376,6 +376,8 @@ def reply(run: CaseRun, step: Step) -> None:
                                 int(fields.get("lifetime", request.lifetime)),
                                 request.home_address, run.vars["ha"], ident, exts)
     payload = encode(message, keys)
+    if "truncate" in fields:  # a reply cut short on purpose (robustness)
+        payload = payload[:int(fields["truncate"])]
     run.mark_all()
     run.session.agent_for("ha").send_udp(run.vars["ha"], saved["src"], payload,
                                          sport=434, dport=saved.get("sport", 434))
