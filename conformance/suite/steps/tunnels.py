@@ -117,7 +117,7 @@ def expect_nothing_from_mn(run: CaseRun, step: Step) -> None:
 
 @step("send_tunnelled", inner=str, inner_src=str, outer_src=Address4, double=bool, hop_limit=int,
       target=str, group=str, second_group=str, encapsulation=str, variant=str,
-      rapid_commit=bool, traffic_class=int, outer_ecn=int)
+      rapid_commit=bool, traffic_class=int, outer_ecn=int, tunnel_reserved=int)
 def send_tunnelled(run: CaseRun, step: Step) -> None:
     """The suite as MN tunnels an IPv6 packet to the HA under test (IP-in-IP, GRE with
     `encapsulation: gre`, or with `encapsulation: udp` as an RFC 3519 Mobile Tunnel Data
@@ -141,8 +141,8 @@ def send_tunnelled(run: CaseRun, step: Step) -> None:
         raise run.error(step, f"encapsulation: {method!r}; expected ipip, gre or udp")
     run.mark_all()
     if method == "udp":
-        run.session.agent_for("mn").send_udp(outer_src, run.vars["ha"],
-                                             encode(TunnelData(41, inner)))
+        run.session.agent_for("mn").send_udp(outer_src, run.vars["ha"], encode(TunnelData(
+            41, inner, int(spec.get("tunnel_reserved", 0)))))
     else:
         if spec.get("double"):
             _, middle = encapsulate(inner, True, run.vars["hoa"], run.vars["ha"], "ipip")
