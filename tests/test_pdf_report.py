@@ -3,27 +3,20 @@ and report.pdf from `dsmip4 report --pdf`, both looked at as pictures and as tex
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from required_tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("chromium", "pdftoppm", "pdftotext", "pdfinfo")
 
 
 def _require_tools():
-    missing = [t for t in TOOLS if not shutil.which(t)]
-    if not missing:
-        return
-    if os.environ.get("DSMIP4_REQUIRE_TOOLS"):
-        pytest.fail(f"{missing} required here (DSMIP4_REQUIRE_TOOLS is set) but not installed")
-    pytest.skip(f"{missing} not installed (make setup installs chromium and poppler-utils as "
-                "root)")
+    require(*TOOLS, install_hint="make setup installs chromium and poppler-utils as root")
 
 
 def _ink(image: Image.Image) -> float:

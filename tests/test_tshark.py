@@ -1,6 +1,5 @@
 """Cross-check with an independent decoder: tshark reads generated messages as the codec does."""
 
-import os
 import random
 import shutil
 import subprocess
@@ -9,6 +8,7 @@ import pytest
 
 from conformance.codec import AuthExtension, LongExtension, TunnelData, decode, encode
 from msggen import KEY, random_message
+from required_tools import require
 
 TSHARK = shutil.which("tshark")
 pytestmark = pytest.mark.tshark
@@ -18,11 +18,7 @@ FIELDS = ["frame.number", "mip.type", "mip.flags", "mip.code", "mip.life", "mip.
 
 
 def _require_tshark():
-    if TSHARK:
-        return
-    if os.environ.get("DSMIP4_REQUIRE_TOOLS"):
-        pytest.fail("tshark is required here (DSMIP4_REQUIRE_TOOLS is set) but not installed")
-    pytest.skip("tshark is not installed (make setup installs it when run as root)")
+    require("tshark")
 
 
 def _expected(msg) -> dict:

@@ -4,7 +4,6 @@ DSMIPv4 fields of each subtype, and a warning for a reserved field that is not z
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import subprocess
 
@@ -14,17 +13,14 @@ from scapy.all import IP, UDP, PcapWriter
 from conformance.codec import AuthExtension, PrefixReply, PrefixRequest, encode
 from conformance.codec.messages import RegistrationReply, RegistrationRequest, TunnelingMode
 from conformance.wireshark import LUA, install
+from required_tools import require
 
 pytestmark = pytest.mark.tshark
 TSHARK = shutil.which("tshark")
 
 
 def _require_tshark():
-    if TSHARK:
-        return
-    if os.environ.get("DSMIP4_REQUIRE_TOOLS"):
-        pytest.fail("tshark is required here (DSMIP4_REQUIRE_TOOLS is set) but not installed")
-    pytest.skip("tshark is not installed (make setup installs it when run as root)")
+    require("tshark")
 
 
 def _prefix(text: str) -> bytes:
