@@ -207,7 +207,9 @@ def inner_packet(run, spec: dict) -> bytes:
 # protocol number, or "udp" for a Mobile Tunnel Data message): each must be dropped, and the
 # HA must go on forwarding what follows.
 TUNNEL_DAMAGE = ("ipv6-truncated", "ipv6-length-beyond", "ipv6-version-4", "gre-truncated",
-                 "gre-options-past-end", "ipv4-inner-truncated", "udp-truncated",
+                 "gre-options-past-end", "gre-checksum-past-end", "gre-key-past-end",
+                 "gre-sequence-past-end", "ipv4-inner-truncated", "ipv4-inner-version-6",
+                 "ipv4-inner-ihl-4", "ipv4-inner-total-below-ihl", "udp-truncated",
                  "udp-length-beyond", "dhcpv6-truncated", "dhcpv6-option-past-end",
                  "dhcpv6-ia-pd-short", "dhcpv6-iaprefix-short", "mld-truncated",
                  "mldv2-record-truncated", "tunnel-data-truncated")
@@ -233,6 +235,16 @@ def damaged_tunnel_payload(run, variant: str) -> tuple[int | str, bytes]:
         "gre-truncated": (47, b"\x00\x00"),
         "gre-options-past-end": (47, b"\xb0\x00\x86\xdd" + bytes(4)),
         "ipv4-inner-truncated": (4, bytes((0x45,)) + bytes(9)),
+        # An inner IPv4 header (IP in IP) that is whole but wrong: version, header length,
+        # total length shorter than the header.
+        "ipv4-inner-version-6": (4, bytes((0x65, 0, 0, 28)) + bytes(24)),
+        "ipv4-inner-ihl-4": (4, bytes((0x44, 0, 0, 28)) + bytes(24)),
+        "ipv4-inner-total-below-ihl": (4, bytes((0x45, 0, 0, 10)) + bytes(24)),
+        # One GRE option flag (RFC 2784 checksum, RFC 2890 key, sequence) whose 4 bytes are
+        # missing: the header ends at the protocol type.
+        "gre-checksum-past-end": (47, b"\x80\x00\x86\xdd"),
+        "gre-key-past-end": (47, b"\x20\x00\x86\xdd"),
+        "gre-sequence-past-end": (47, b"\x10\x00\x86\xdd"),
         "udp-truncated": (41, link_local(17, b"\x02\x22\x02\x23")),
         "udp-length-beyond": (41, link_local(17, b"\x02\x22\x02\x23\x00\x64\x00\x00"
                                                  + bytes(4))),
