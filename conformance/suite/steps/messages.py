@@ -212,6 +212,7 @@ TUNNEL_DAMAGE = ("ipv6-truncated", "ipv6-length-beyond", "ipv6-version-4", "gre-
                  "ipv4-inner-ihl-4", "ipv4-inner-total-below-ihl", "udp-truncated",
                  "udp-length-beyond", "dhcpv6-truncated", "dhcpv6-option-past-end",
                  "dhcpv6-ia-pd-short", "dhcpv6-iaprefix-short", "dhcpv6-status-code",
+                 "dhcpv6-option-header-cut",
                  "mld-truncated",
                  "mldv2-record-truncated", "tunnel-data-truncated")
 
@@ -254,6 +255,7 @@ def damaged_tunnel_payload(run, variant: str) -> tuple[int | str, bytes]:
         "dhcpv6-ia-pd-short": (41, dhcpv6(solicit + b"\x00\x19\x00\x04" + bytes(4))),
         "dhcpv6-iaprefix-short": (41, dhcpv6(solicit + b"\x00\x19\x00\x16" + bytes(12)
                                              + b"\x00\x1a\x00\x06" + bytes(6))),
+        "dhcpv6-option-header-cut": (41, dhcpv6(solicit + b"\x00\x19")),
         # Well-formed, but with a Status Code option (13, NoPrefixAvail) a client never sends:
         # ignored or the message dropped, never the server's end.
         "dhcpv6-status-code": (41, dhcpv6(solicit + b"\x00\x0d\x00\x02\x00\x06"
