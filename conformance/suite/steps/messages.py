@@ -213,7 +213,7 @@ TUNNEL_DAMAGE = ("ipv6-truncated", "ipv6-length-beyond", "ipv6-version-4", "gre-
                  "udp-length-beyond", "dhcpv6-truncated", "dhcpv6-option-past-end",
                  "dhcpv6-ia-pd-short", "dhcpv6-iaprefix-short", "dhcpv6-status-code",
                  "dhcpv6-option-header-cut",
-                 "mld-truncated",
+                 "mld-truncated", "mld-icmpv6-header-cut", "mldv2-header-cut",
                  "mldv2-record-truncated", "tunnel-data-truncated")
 
 
@@ -262,6 +262,10 @@ def damaged_tunnel_payload(run, variant: str) -> tuple[int | str, bytes]:
                                           + b"\x00\x19\x00\x0c" + bytes(12))),
         "mld-truncated": (41, icmpv6_packet(hoa_ll, addr6("ff0e::1:7"), 131, 0, bytes(6),
                                             hop_limit=1)),
+        # ICMPv6 cut inside its own 4-byte header, and an MLDv2 report cut inside its 8.
+        "mld-icmpv6-header-cut": (41, link_local(58, b"\x83\x00", addr6("ff02::16"))),
+        "mldv2-header-cut": (41, link_local(58, b"\x8f\x00\x00\x00\x00\x00",
+                                            addr6("ff02::16"))),
         "mldv2-record-truncated": (41, icmpv6_packet(
             hoa_ll, addr6("ff02::16"), 143, 0, b"\x00\x00\x00\x02\x04\x00\x00\x00"
             + addr6("ff0e::1:7"), hop_limit=1)),
