@@ -45,20 +45,18 @@ OBSERVED_WORDS = ("security-exception", "route-add", "route-del", "registered",
                   "visitor-added", "prefix", "home_address", "care_of_address")
 OBSERVED_EVENTS = {"security-exception", "route-add", "route-del", "registered",
                    "visitor-added"}
-# The state views a profile's state readers return (`dsmip4 ctl`): the suite's checks read
-# only the fields in STATE_READ; the rest are for operators.
-STATE_VIEWS = {"Binding.to_dict", "MobileNode.status", "PrefixState.to_dict", "Visitor.to_dict"}
-STATE_READ = {"accepted", "groups", "ha_supports_dsmip", "home_address", "prefix", "prefixes",
-              "registered", "tunnel"}
-# Per view, the keys the suite's row checks read (conformance/suite/checks.py, "rows" checks:
-# bindings by home address with their prefixes and groups; visitors by home address; the MN's
-# registration flags and its prefix rows): a renamed or dropped key outside these is unread.
+# The state views a profile's state readers return (`dsmip4 ctl`), each with the keys the
+# suite's row checks read (conformance/suite/checks.py, "rows" checks: bindings by home
+# address with their prefixes and groups; visitors by home address; the MN's registration
+# flags and its prefix rows). The rest are for operators.
 STATE_READ_BY_VIEW = {
     "Binding.to_dict": {"home_address", "prefixes", "groups"},
     "Visitor.to_dict": {"home_address"},
     "MobileNode.status": {"registered", "ha_supports_dsmip", "prefixes"},
     "PrefixState.to_dict": {"prefix", "accepted", "tunnel"},
 }
+STATE_VIEWS = set(STATE_READ_BY_VIEW)
+STATE_READ = set().union(*STATE_READ_BY_VIEW.values())  # read in some view
 # The reference device's own code: its engines and the adapters it runs with on a lab. The
 # in-memory runner runs only this code mutated (conformance/adapters/device_scope.py); the
 # judge's codec stays clean, as a vendor's device never shares it.

@@ -122,9 +122,7 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
         if purpose and not purpose.startswith("Ensure that"):
             bad(f"{where}.purpose", "an ETSI-style test purpose starts with 'Ensure that'", raw)
         pics = raw.get("pics") or []
-        for p in pics:
-            if str(p).removeprefix("!") not in PICS:
-                bad(f"{where}.pics", f"unknown PICS item {p!r}", raw)
+        _check_pics(pics, PICS, f"{where}.pics", raw, bad)
         topology = raw.get("topology", "fa")
         if topology not in TOPOLOGIES:
             bad(f"{where}.topology", f"{topology!r}; expected one of {list(TOPOLOGIES)}", raw)
@@ -181,13 +179,19 @@ def load_case_file(path: str | Path, catalog: Catalog) -> list[TestCase]:
                         list(pics), topology, dict(raw.get("parameters") or {}), steps,
                         str(path), str(raw.get("section") or own_section(str(cid))
                                        or file_section), line_of(raw), raw.get("seed"))
-        cases += _rows(case, raw.get("rows"), where, bad)
+        cases += _rows(case, raw.get("rows"), where, bad, PICS)
     if problems:
         raise CaseFileError(path, problems)
     return cases
 
 
-def _rows(case: TestCase, rows, where: str, bad) -> list[TestCase]:
+def _check_pics(items, known, where: str, raw, bad) -> None:
+    for p in items:
+        if str(p).removeprefix("!") not in known:
+            bad(where, f"unknown PICS item {p!r}", raw)
+
+
+def _rows(case: TestCase, rows, where: str, bad, known_pics) -> list[TestCase]:
     """A table: one case per row (like pytest.mark.parametrize), each reported on its own as
     ID[name], its row's values added to the case parameters ($name in the steps). A row's
     `pics` add to the case's: a row that needs an option applies only to devices that claim
@@ -207,9 +211,7 @@ def _rows(case: TestCase, rows, where: str, bad) -> list[TestCase]:
         if not isinstance(row_pics, list):
             bad(f"{where}.rows[{k}].pics", "expected a list of PICS items", row)
             row_pics = []
-        for p in row_pics:
-            if str(p).removeprefix("!") not in _known_pics():
-                bad(f"{where}.rows[{k}].pics", f"unknown PICS item {p!r}", row)
+        _check_pics(row_pics, known_pics, f"{where}.rows[{k}].pics", row, bad)
         name = str(row.get("name", k + 1))
         if name in names:
             bad(f"{where}.rows[{k}].name", f"duplicate row name {name!r}", row)
@@ -220,8 +222,3 @@ def _rows(case: TestCase, rows, where: str, bad) -> list[TestCase]:
                             {**case.parameters, **values}, case.steps, case.file, case.section,
                             line_of(row) or case.line, case.seed, dict(case.extra), case.id))
     return out
-
-
-def _known_pics():
-    from conformance.lab.profile import PICS  # the lab layer names the PICS items
-    return PICS
